@@ -1,0 +1,65 @@
+"""Decode any image file a user may have into a uint8 CxHxW tensor, or say why not.
+
+PIL handles the odd cases in one place: EXIF rotation, CMYK, palette and RGBA images,
+16-bit PNGs, animated GIFs (first frame) and decompression bombs (refused).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_PIXELS = 89_478_485  # PIL's own bomb limit: about 9,500 x 9,500
+
+
+class BadImageError(Exception):
+    """An image that cannot be used; the message says why in a few words."""
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _to_mode(image: Image.Image, channels: int) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray((array / max(array.max(), 1.0) * 255.0).astype(np.uint8))
+    if image.mode in ("P", "PA", "LA", "RGBA") and channels == 3:
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def decode(source: str | Path | bytes, channels: int = 3) -> torch.Tensor:
+    """Open, EXIF-rotate and convert an image; raise BadImageError with a short reason."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise BadImageError(f"too large ({image.width}x{image.height} pixels)")
+                image.seek(0)
+                image = ImageOps.exif_transpose(image)
+                image = _to_mode(image, channels)
+                image.load()
+    except BadImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImageError("decompression bomb (too many pixels)") from None
+    except PermissionError:
+        raise BadImageError("permission denied") from None
+    except FileNotFoundError:
+        raise BadImageError("file not found") from None
+    except Exception as e:  # untrusted files fail in many ways inside PIL; each is one bad file
+        reason = "empty file" if isinstance(source, (str, Path)) and Path(source).stat().st_size == 0 else str(e)
+        raise BadImageError(f"not a readable image: {reason}") from None
+    array = np.asarray(image, dtype=np.uint8)
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()

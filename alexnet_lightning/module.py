@@ -1,0 +1,138 @@
+"""AlexNetClassifier: the LightningModule that trains, evaluates and predicts.
+
+Its hyperparameters are plain Python containers (the network, optimizer and scheduler
+configs with their ``_target_``, class names, image size, normalization), so a checkpoint
+describes itself and loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from alexnet_lightning.errors import UserError
+
+
+def _accuracies(num_classes: int) -> MetricCollection:
+    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+    if num_classes >= 5:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return MetricCollection(metrics)
+
+
+def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay weight matrices and filters, never biases or normalization parameters."""
+    decay = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def model_option(cfg: dict[str, Any], key: str) -> Any:
+    return cfg.get(key, "default")
+
+
+class AlexNetClassifier(L.LightningModule):
+    def __init__(
+        self,
+        model: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None,
+        class_names: list[str],
+        image_size: int,
+        in_channels: int,
+        mean: list[float],
+        std: list[float],
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = instantiate(model, num_classes=len(class_names), in_channels=in_channels)
+        self._check_input_size(in_channels, image_size)
+        self._check_optimizer(optimizer)
+        self.label_smoothing = label_smoothing
+        self.train_metrics = _accuracies(len(class_names)).clone(prefix="train/")
+        self.val_metrics = _accuracies(len(class_names)).clone(prefix="val/")
+        self.test_metrics = _accuracies(len(class_names)).clone(prefix="test/")
+        self.val_acc_best = MaxMetric()
+
+    def _check_input_size(self, channels: int, size: int) -> None:
+        """Fail before training if the image size shrinks to nothing inside the network."""
+        was_training = self.net.training
+        try:
+            with torch.no_grad():
+                self.net.eval()(torch.zeros(1, channels, size, size))
+        except RuntimeError:
+            raise UserError(
+                f"data.image_size={size} is too small for this network "
+                f"(model.layout={model_option(self.hparams.model, 'layout')}, "
+                f"stem={model_option(self.hparams.model, 'stem')}): use a larger size or model.stem=small"
+            ) from None
+        finally:
+            self.net.train(was_training)
+
+    @staticmethod
+    def _check_optimizer(cfg: dict[str, Any]) -> None:
+        """Fail before training, in one line, on values the optimizer would reject later."""
+        try:
+            instantiate(cfg, _partial_=True)(params=[nn.Parameter(torch.zeros(1))])
+        except ValueError as e:
+            raise UserError(f"optimizer config rejected: {e}") from None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        metrics.update(logits, y)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.train_metrics, "train")
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()  # forget the sanity check's accuracy
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best.update(self.val_metrics["acc"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, self.test_metrics, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities for a batch of images (or an (images, labels) pair)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(dim=1)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt_cfg = dict(self.hparams.optimizer)
+        weight_decay = opt_cfg.pop("weight_decay", 0.0)
+        optimizer = instantiate(opt_cfg, _partial_=True)(weight_decay_groups(self, weight_decay))
+        sched_cfg = self.hparams.scheduler
+        if not sched_cfg:
+            return {"optimizer": optimizer}
+        sched_cfg = dict(sched_cfg)
+        interval = sched_cfg.pop("interval", "epoch")
+        if sched_cfg.get("total_steps", 0) is None:
+            sched_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        if sched_cfg.get("T_max", 0) is None:
+            sched_cfg["T_max"] = max(1, self.trainer.max_epochs or 1)
+        scheduler = instantiate(sched_cfg, _partial_=True)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF, run_cli
+
+from alexnet_lightning.module import AlexNetClassifier
+from alexnet_lightning.train import train
+
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
+SCHEDULERS = sorted(p.stem for p in (CONF / "scheduler").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_debug_run_every_model(make_cfg, model: str) -> None:
+    metrics = train(make_cfg(f"model={model}", "trainer=debug"))
+    assert "test/acc" in metrics
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_debug_run_every_optimizer_and_scheduler(make_cfg, optimizer: str, scheduler: str) -> None:
+    cfg = make_cfg(f"optimizer={optimizer}", f"scheduler={scheduler}", "trainer=debug", "model.head=gap")
+    assert "train/loss" in train(cfg)
+
+
+def test_weight_decay_skips_biases(make_cfg) -> None:
+    cfg = make_cfg("trainer=debug", "model.head=gap", "model.norm=batchnorm", "optimizer=sgd")
+    train(cfg)
+    module = AlexNetClassifier(**_hparams(cfg))
+    optimizer = module.configure_optimizers()["optimizer"]
+    decayed, plain = optimizer.param_groups
+    assert decayed["weight_decay"] == cfg.optimizer.weight_decay and plain["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decayed["params"]) and all(p.ndim == 1 for p in plain["params"])
+
+
+def _hparams(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return {
+        "model": plain["model"],
+        "optimizer": plain["optimizer"],
+        "scheduler": None,
+        "class_names": [str(i) for i in range(10)],
+        "image_size": 72,
+        "in_channels": 1,
+        "mean": [0.5],
+        "std": [0.5],
+    }
+
+
+@pytest.mark.slow
+def test_real_training_on_digits_learns(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("model.head=gap", "optimizer.lr=1e-3", "trainer.max_epochs=4", "logger=csv")
+    metrics = train(cfg)
+    assert metrics["test/acc"] > 0.8, metrics  # chance is 0.1
+    assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+    assert (tmp_path / "split.json").is_file() and (tmp_path / "config_resolved.yaml").is_file()
+
+
+def test_checkpoint_reloads_with_weights_only_and_predicts_the_same(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("model.head=gap", "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "test=false")
+    train(cfg)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)  # plain containers only
+    hp = raw["hyper_parameters"]
+    assert hp["class_names"] == [str(i) for i in range(10)]
+    assert hp["image_size"] == 72 and hp["in_channels"] == 1 and len(hp["mean"]) == 1
+
+    first = AlexNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+    second = AlexNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+    x = torch.rand(4, 1, 72, 72)
+    with torch.no_grad():
+        p1, p2 = first.predict_step(x, 0), second.predict_step(x, 0)
+    assert p1.shape == (4, 10) and torch.allclose(p1.sum(1), torch.ones(4))
+    assert torch.equal(p1, p2)
+    for key, value in raw["state_dict"].items():
+        assert torch.equal(first.state_dict()[key], value)
+
+
+def test_resume_from_last_checkpoint(make_cfg, tmp_path: Path) -> None:
+    common = ("model.head=gap", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "test=false")
+    train(make_cfg(*common, "trainer.max_epochs=1"))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    first_steps = torch.load(last, weights_only=True)["global_step"]
+    train(make_cfg(*common, "trainer.max_epochs=2", f"ckpt_path={last}"))
+    resumed = torch.load(last, weights_only=True)
+    assert (first_steps, resumed["global_step"]) == (2, 4)  # the second run continued, not restarted
+    assert resumed["optimizer_states"][0]["state"], "optimizer state travels with the checkpoint"
+
+
+def test_cli_debug_run_exits_zero(tmp_path: Path) -> None:
+    result = run_cli("alexnet_lightning.train", "trainer=debug", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test/acc:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset=nope", "Could not find 'dataset/nope'"),
+        ("optimizer.lr=-1", "error: optimizer config rejected: Invalid learning rate: -1"),
+        ("model.head=wide", "error: model.head='wide' is unknown: use fc or gap"),
+    ],
+)
+def test_cli_bad_config_fails_with_a_clear_message(tmp_path: Path, override: str, message: str) -> None:
+    result = run_cli("alexnet_lightning.train", override, "trainer=debug", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_too_small_images_fail_before_training(make_cfg) -> None:
+    from alexnet_lightning.errors import UserError
+
+    with pytest.raises(UserError, match=r"data\.image_size=48 is too small .*model\.stem=small"):
+        train(make_cfg("model=alexnet_original", "data.image_size=48", "trainer=debug"))
