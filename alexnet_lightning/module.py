@@ -32,8 +32,8 @@ def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str
     decay = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim < 2]
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": decay, "weight_decay": weight_decay, "name": "weights"},
+        {"params": no_decay, "weight_decay": 0.0, "name": "biases_norms"},
     ]
 
 
