@@ -8,6 +8,7 @@ globals are allowlisted: a file that names any other class or function is refuse
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,13 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        culprit = str(e).split("Unsupported global: ")[-1].split(" was not")[0].strip() if "global" in str(e) else ""
-        detail = f" ({culprit})" if culprit and len(culprit) < 120 else ""
+        message = str(e)
+        if not re.search(r"GLOBAL|Unsupported global|Unsupported class|reduce", message):
+            raise UserError(f"checkpoint {path} is not a readable PyTorch file (unexpected pickle data)") from None
+        culprit = re.search(r"GLOBAL (\S+)", message)
         raise UserError(
-            f"checkpoint {path} carries pickled code or objects{detail}: refused to load it; "
-            "use a checkpoint written by alexnet_lightning.train"
+            f"checkpoint {path} carries pickled code or objects{f' ({culprit[1]})' if culprit else ''}: "
+            "refused to load it; use a checkpoint written by alexnet_lightning.train"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__

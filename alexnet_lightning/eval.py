@@ -99,7 +99,7 @@ def top_losses_figure(model: AlexNetClassifier, loader: DataLoader, probs: torch
     """The ``k`` wrong predictions with the highest loss, or None when every prediction is right."""
     losses = -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
     wrong = (probs.argmax(1) != targets).nonzero().squeeze(1)
-    if len(wrong) == 0:
+    if len(wrong) == 0 or k <= 0:
         return None
     order = wrong[losses[wrong].argsort(descending=True)][:k].tolist()
     hp = model.hparams
