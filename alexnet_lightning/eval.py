@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
@@ -95,7 +96,31 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         writer.writerows(rows)
 
 
-def top_losses_figure(model: AlexNetClassifier, loader: DataLoader, probs: torch.Tensor, targets: torch.Tensor, k: int):
+def write_report(out: Path, report: dict[str, Any], class_names: list[str]) -> str:
+    """The classification report (text and CSV) and the confusion matrix (CSV); returns the text."""
+    text = report_text(report["rows"], report["metrics"])
+    (out / "classification_report.txt").write_text(text)
+    header = ["class", "precision", "recall", "f1", "support"]
+    write_csv(out / "classification_report.csv", header, [[r[h] for h in header] for r in report["rows"]])
+    rows = [[c, *row] for c, row in zip(class_names, report["confusion"].tolist(), strict=True)]
+    write_csv(out / "confusion_matrix.csv", ["true\\predicted", *class_names], rows)
+    return text
+
+
+def save_and_log(out: Path, metrics: dict[str, float], text: str, figures: dict[str, Figure]) -> None:
+    """Figures as PNG files, and everything to TensorBoard (``out/tensorboard``)."""
+    with SummaryWriter(str(out / "tensorboard")) as writer:
+        for name, value in metrics.items():
+            writer.add_scalar(f"eval/{name}", value, global_step=0)
+        writer.add_text("eval/classification_report", "    " + text.replace("\n", "\n    "), global_step=0)
+        for name, fig in figures.items():
+            fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+            writer.add_figure(f"eval/{name}", fig, global_step=0, close=True)
+
+
+def top_losses_figure(
+    model: AlexNetClassifier, loader: DataLoader, probs: torch.Tensor, targets: torch.Tensor, k: int
+) -> Figure | None:
     """The ``k`` wrong predictions with the highest loss, or None when every prediction is right."""
     losses = -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
     wrong = (probs.argmax(1) != targets).nonzero().squeeze(1)
@@ -149,13 +174,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     probs, targets = collect(model, loader, device)
     report = classification_report(probs, targets, list(hp.class_names))
     metrics = {f"{cfg.split}/{k}": v for k, v in report["metrics"].items()}
-    text = report_text(report["rows"], report["metrics"])
-    (out / "classification_report.txt").write_text(text)
-    header = ["class", "precision", "recall", "f1", "support"]
-    write_csv(out / "classification_report.csv", header, [[r[h] for h in header] for r in report["rows"]])
-    confusion = report["confusion"].tolist()
-    write_csv(out / "confusion_matrix.csv", ["true\\predicted", *hp.class_names], [[c, *row] for c, row in
-              zip(hp.class_names, confusion, strict=True)])  # fmt: skip
+    text = write_report(out, report, list(hp.class_names))
 
     shape = (hp.in_channels, hp.image_size, hp.image_size)
     timing = speed.benchmark(model.net, shape, device, cfg.speed_seconds)
@@ -166,13 +185,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     top = top_losses_figure(model, loader, probs, targets, cfg.top_losses)
     if top is not None:
         figures["top_losses"] = top
-    with SummaryWriter(str(out / "tensorboard")) as writer:
-        for name, value in metrics.items():
-            writer.add_scalar(f"eval/{name}", value, global_step=0)
-        writer.add_text("eval/classification_report", "    " + text.replace("\n", "\n    "), global_step=0)
-        for name, fig in figures.items():
-            fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
-            writer.add_figure(f"eval/{name}", fig, global_step=0, close=True)
+    save_and_log(out, metrics, text, figures)
 
     print(text)
     print(
