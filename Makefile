@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .PHONY: install train test lint tensorboard clean
+.PHONY: browser
 
 install: $(STAMP)
 
@@ -18,8 +19,14 @@ $(STAMP): pyproject.toml
 train: install
 	$(PY) -m alexnet_lightning.train $(ARGS)
 
-test: install
+test: install browser
 	$(PY) -m pytest $(ARGS)
+
+# Debian's chromium for the page test (tests/test_serve_browser.py); best effort: without it that test skips.
+browser:
+	-@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+		echo "chromium not installed: the browser test will skip"
 
 lint: install
 	$(PY) -m ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,6 +38,25 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     GlobalHydra.instance().clear()
 
 
+def compose_config(config_name: str, output_dir: Path, *overrides: str) -> DictConfig:
+    """A command's config (eval, predict, export, serve) as its Hydra main would see it."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.paths.output_dir = str(output_dir)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python -m module args`` as a user would, importing this checkout's package."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -44,3 +64,46 @@ def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 600) -> su
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    """A digits model trained for a few seconds, shared by the eval/predict/export/serve tests.
+
+    Returns the checkpoint that ``test`` used and the metrics of that run.
+    """
+    from alexnet_lightning.train import train
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    overrides = [
+        "model.head=gap",
+        "optimizer.lr=2e-3",
+        "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=8",
+        "+trainer.limit_val_batches=2",
+        "logger=csv",
+    ]
+    cfg = compose_config("config", out, *overrides)
+    with open_dict(cfg):
+        cfg.callbacks.progress_bar = None
+    metrics = train(cfg)
+    ckpts = sorted((out / "checkpoints").glob("epoch_*.ckpt"))
+    return ckpts[-1], metrics
+
+
+def write_digit_images(folder: Path, per_class: int = 3, kaggle: bool = False) -> list[Path]:
+    """Real digits (scikit-learn's) as PNG files: ``folder/<digit>/<n>.png`` or ``folder/<digit>.<n>.png``."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    paths = []
+    for digit in range(10):
+        for n, index in enumerate(np.flatnonzero(bunch.target == digit)[-per_class:]):
+            image = Image.fromarray(np.clip(bunch.images[index] * 16, 0, 255).astype(np.uint8))
+            path = folder / f"{digit}.{n}.png" if kaggle else folder / str(digit) / f"{n}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.resize((32, 32), Image.NEAREST).save(path)
+            paths.append(path)
+    return paths

@@ -61,6 +61,8 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
         normalize: str = "dataset",
         augment: str = "light",
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
     ) -> None:
         super().__init__()
         if normalize not in ("dataset", "imagenet", "half", "none"):
@@ -76,8 +78,8 @@ class ImageDataModule(L.LightningDataModule):
         self.normalize, self.augment = normalize, augment
         self.samples: Samples | None = None
         self.splits: dict[str, list[int]] = {}
-        self.mean: list[float] = []
-        self.std: list[float] = []
+        self.mean: list[float] = list(mean or [])  # given by a checkpoint (eval): not recomputed
+        self.std: list[float] = list(std or [])
 
     @property
     def classes(self) -> list[str]:
@@ -90,6 +92,8 @@ class ImageDataModule(L.LightningDataModule):
         self.splits = self.samples.splits or stratified_split(
             self.samples.labels, self.val_fraction, self.test_fraction, self.seed
         )
+        if self.mean and self.std:
+            return
         self.mean, self.std = fixed_stats(self.normalize, self.channels) or channel_stats(
             self._dataset("train", v2.Compose([T.resize_center_crop(self.image_size), T.to_float()])),
             num_workers=self.num_workers,

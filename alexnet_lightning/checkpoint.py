@@ -1,0 +1,76 @@
+"""Load a trained classifier from its checkpoint alone, without ever running pickled code.
+
+``torch.load(weights_only=True)`` only rebuilds tensors and plain containers. A checkpoint from
+``alexnet_lightning.train`` needs nothing else (its hyperparameters are plain values), so no extra
+globals are allowlisted: a file that names any other class or function is refused.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from alexnet_lightning.errors import UserError
+from alexnet_lightning.module import AlexNetClassifier
+
+REQUIRED_HPARAMS = ("model", "class_names", "image_size", "in_channels", "mean", "std")
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint's contents, or a one-line UserError for a missing, corrupt or unsafe file."""
+    if path is None or str(path) in ("", "???"):
+        raise UserError("no checkpoint given: pass ckpt_path=outputs/DATE/TIME/checkpoints/last.ckpt")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist: pass ckpt_path= a .ckpt file written by training")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        message = str(e)
+        if not re.search(r"GLOBAL|Unsupported global|Unsupported class|reduce", message):
+            raise UserError(f"checkpoint {path} is not a readable PyTorch file (unexpected pickle data)") from None
+        culprit = re.search(r"GLOBAL (\S+)", message)
+        raise UserError(
+            f"checkpoint {path} carries pickled code or objects{f' ({culprit[1]})' if culprit else ''}: "
+            "refused to load it; use a checkpoint written by alexnet_lightning.train"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise UserError(f"checkpoint {path} is not a readable PyTorch file ({reason}): was it truncated?") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserError(f"checkpoint {path} has no state_dict: use a .ckpt file written by alexnet_lightning.train")
+    missing = [k for k in REQUIRED_HPARAMS if k not in checkpoint.get("hyper_parameters", {})]
+    if missing:
+        raise UserError(
+            f"checkpoint {path} lacks {', '.join(missing)} in its hyper_parameters: "
+            "it was not written by alexnet_lightning.train"
+        )
+    return checkpoint
+
+
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> AlexNetClassifier:
+    """Rebuild the classifier from the checkpoint's hyperparameters and weights, in eval mode."""
+    checkpoint = read_checkpoint(path, map_location)
+    hparams = dict(checkpoint["hyper_parameters"])
+    if hparams["model"].get("pretrained"):  # the weights come from the checkpoint: never read pretrained ones again
+        hparams["model"] = {**hparams["model"], "pretrained": False}
+    model = AlexNetClassifier(**hparams)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as e:
+        raise UserError(f"checkpoint {path} does not match its own model config: {str(e).splitlines()[0]}") from None
+    return model.to(map_location).eval()
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` means the GPU when there is one."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={device} but no CUDA GPU is visible: use device=cpu or device=auto")
+    return torch.device(device)

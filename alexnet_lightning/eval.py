@@ -1,0 +1,212 @@
+"""Evaluate a checkpoint on a data set's test (or val) split: report, confusion matrix, top losses, speed.
+
+python -m alexnet_lightning.eval ckpt_path=outputs/DATE/TIME/checkpoints/last.ckpt [dataset=... data_dir=...]
+
+Image size, channels, normalization and class names come from the checkpoint; the data set
+config only says where the images are and how they are split (pass the training run's seed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+from alexnet_lightning import plots, speed
+from alexnet_lightning.checkpoint import load_classifier, pick_device
+from alexnet_lightning.errors import UserError, exit_on_user_error
+from alexnet_lightning.module import AlexNetClassifier
+
+
+@torch.no_grad()
+def collect(model: AlexNetClassifier, loader: DataLoader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities and targets of every image in ``loader``, in order."""
+    probs, targets = [], []
+    for x, y in loader:
+        probs.append(model(x.to(device, non_blocking=True)).float().softmax(dim=1).cpu())
+        targets.append(y)
+    if not probs:
+        raise UserError("the chosen split has no images: use split=val or a data set with more images")
+    return torch.cat(probs), torch.cat(targets)
+
+
+def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> dict[str, Any]:
+    """Accuracy (top-1, top-5), per-class and averaged precision/recall/F1 with support, confusion matrix."""
+    n = len(class_names)
+    confusion = multiclass_confusion_matrix(probs, targets, n)
+    support = confusion.sum(dim=1)
+    per_class = {
+        name: multiclass_fn(probs, targets, n, average=None)
+        for name, multiclass_fn in (
+            ("precision", multiclass_precision),
+            ("recall", multiclass_recall),
+            ("f1", multiclass_f1_score),
+        )
+    }
+    rows = [
+        {"class": c, **{k: float(v[i]) for k, v in per_class.items()}, "support": int(support[i])}
+        for i, c in enumerate(class_names)
+    ]
+    for average in ("macro", "weighted"):
+        scores = {
+            "precision": multiclass_precision(probs, targets, n, average=average),
+            "recall": multiclass_recall(probs, targets, n, average=average),
+            "f1": multiclass_f1_score(probs, targets, n, average=average),
+        }
+        rows.append({"class": f"{average} avg", **{k: float(v) for k, v in scores.items()}, "support": len(targets)})
+    metrics = {"acc": float(multiclass_accuracy(probs, targets, n, average="micro"))}
+    if n >= 5:
+        metrics["acc_top5"] = float(multiclass_accuracy(probs, targets, n, top_k=5, average="micro"))
+    metrics["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), targets))
+    return {"metrics": metrics, "rows": rows, "confusion": confusion}
+
+
+def report_text(rows: list[dict[str, Any]], metrics: dict[str, float]) -> str:
+    width = max(12, *(len(r["class"]) for r in rows))
+    lines = [f"{'':>{width}}  precision     recall         f1    support", ""]
+    for r in rows:
+        if r["class"] == "macro avg":
+            lines += ["", f"{'accuracy':>{width}}  {'':>9}  {'':>9}  {metrics['acc']:>9.4f}  {rows[-1]['support']:>9}"]
+        lines.append(
+            f"{r['class']:>{width}}  {r['precision']:>9.4f}  {r['recall']:>9.4f}  {r['f1']:>9.4f}  {r['support']:>9}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_report(out: Path, report: dict[str, Any], class_names: list[str]) -> str:
+    """The classification report (text and CSV) and the confusion matrix (CSV); returns the text."""
+    text = report_text(report["rows"], report["metrics"])
+    (out / "classification_report.txt").write_text(text)
+    header = ["class", "precision", "recall", "f1", "support"]
+    write_csv(out / "classification_report.csv", header, [[r[h] for h in header] for r in report["rows"]])
+    rows = [[c, *row] for c, row in zip(class_names, report["confusion"].tolist(), strict=True)]
+    write_csv(out / "confusion_matrix.csv", ["true\\predicted", *class_names], rows)
+    return text
+
+
+def save_and_log(out: Path, metrics: dict[str, float], text: str, figures: dict[str, Figure]) -> None:
+    """Figures as PNG files, and everything to TensorBoard (``out/tensorboard``)."""
+    with SummaryWriter(str(out / "tensorboard")) as writer:
+        for name, value in metrics.items():
+            writer.add_scalar(f"eval/{name}", value, global_step=0)
+        writer.add_text("eval/classification_report", "    " + text.replace("\n", "\n    "), global_step=0)
+        for name, fig in figures.items():
+            fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+            writer.add_figure(f"eval/{name}", fig, global_step=0, close=True)
+
+
+def top_losses_figure(
+    model: AlexNetClassifier, loader: DataLoader, probs: torch.Tensor, targets: torch.Tensor, k: int
+) -> Figure | None:
+    """The ``k`` wrong predictions with the highest loss, or None when every prediction is right."""
+    losses = -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
+    wrong = (probs.argmax(1) != targets).nonzero().squeeze(1)
+    if len(wrong) == 0 or k <= 0:
+        return None
+    order = wrong[losses[wrong].argsort(descending=True)][:k].tolist()
+    hp = model.hparams
+    names = hp.class_names
+    images = [plots.denormalize(loader.dataset[i][0], hp.mean, hp.std) for i in order]
+    titles = [
+        f"Pred: {names[p.argmax()]} ({p.max():.2f})\nTrue: {names[t]} ({p[t]:.2f})"
+        for p, t in ((probs[i], int(targets[i])) for i in order)
+    ]
+    return plots.image_grid(images, titles, colors=["firebrick"] * len(order))
+
+
+def check_split_matches_training(out: Path, ckpt_path: Path, split: str) -> None:
+    """Warn when the evaluated items are not the training run's held-out ones (another seed or folder)."""
+    trained = ckpt_path.resolve().parent.parent / "split.json"
+    if not trained.is_file():
+        return
+    ours, theirs = json.loads((out / "split.json").read_text()), json.loads(trained.read_text())
+    if ours.get(split) != theirs.get(split):
+        print(
+            f"warning: the {split} split differs from the training run's {trained}: "
+            "if this is the same data set, pass the training run's seed=N"
+        )
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.split not in ("test", "val"):
+        raise UserError(f"split={cfg.split} is unknown: use test or val")
+    device = pick_device(cfg.device)
+    model = load_classifier(cfg.ckpt_path, map_location=device)
+    hp = model.hparams
+    datamodule = hydra.utils.instantiate(
+        cfg.data, image_size=hp.image_size, channels=hp.in_channels, mean=list(hp.mean), std=list(hp.std)
+    )
+    datamodule.setup("test")
+    if list(datamodule.classes) != list(hp.class_names):
+        raise UserError(
+            f"the data set's classes {list(datamodule.classes)} differ from the checkpoint's {list(hp.class_names)}: "
+            "evaluate on the data set the model was trained for"
+        )
+    datamodule.write_split(out / "split.json")
+    check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
+    loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+
+    probs, targets = collect(model, loader, device)
+    report = classification_report(probs, targets, list(hp.class_names))
+    metrics = {f"{cfg.split}/{k}": v for k, v in report["metrics"].items()}
+    text = write_report(out, report, list(hp.class_names))
+
+    shape = (hp.in_channels, hp.image_size, hp.image_size)
+    timing = speed.benchmark(model.net, shape, device, cfg.speed_seconds)
+    metrics.update({f"speed/{k}": v for k, v in timing.items()})
+    (out / "metrics.json").write_text(json.dumps({"samples": len(targets), **metrics}, indent=1))
+
+    figures = {"confusion_matrix": plots.confusion(report["confusion"].numpy(), list(hp.class_names))}
+    top = top_losses_figure(model, loader, probs, targets, cfg.top_losses)
+    if top is not None:
+        figures["top_losses"] = top
+    save_and_log(out, metrics, text, figures)
+
+    print(text)
+    print(
+        "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items() if not k.startswith("speed/"))
+        + f"  ({len(targets)} images)"
+    )
+    print(
+        f"speed ({device.type}): {timing['batch1/images_per_s']:.1f} images/s at batch 1 "
+        f"(p50 {timing['batch1/latency_p50_ms']:.2f} ms, p95 {timing['batch1/latency_p95_ms']:.2f} ms), "
+        f"{timing['batch64/images_per_s']:.1f} images/s at batch 64; "
+        + ", ".join(f"{k} {v:.0f}" for k, v in timing.items() if k.startswith("peak"))
+    )
+    print(f"run directory: {out}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

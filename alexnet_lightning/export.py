@@ -1,0 +1,151 @@
+"""Export a checkpoint to ONNX or TorchScript, check it against PyTorch, and describe it in metadata.json.
+
+python -m alexnet_lightning.export ckpt_path=FILE format=onnx|torchscript [inputs=FOLDER_OF_IMAGES]
+
+The exported network takes a normalized float image batch (any batch size) and returns logits;
+metadata.json says how to preprocess, so the file is usable without this package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from alexnet_lightning.checkpoint import load_classifier
+from alexnet_lightning.data.decode import BadImageError
+from alexnet_lightning.errors import UserError, exit_on_user_error
+from alexnet_lightning.predict import Predictor, find_inputs
+
+FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+Runner = Callable[[torch.Tensor], np.ndarray]
+
+
+def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, opset: int) -> Runner:
+    """ONNX with a dynamic batch axis, run back with onnxruntime."""
+    import onnxruntime as ort
+
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    for name in ("onnx_ir", "onnxscript"):  # their INFO lines are about graph passes, not for users
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            (sample,),
+            str(path),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(["logits"], {"image": x.numpy()})[0]
+
+
+def export_torchscript(net: nn.Module, sample: torch.Tensor, path: Path) -> Runner:
+    """A traced TorchScript module (AlexNet has no data-dependent control flow), loaded back."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.trace(net, sample).save(str(path))
+        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return loaded(x).numpy()
+
+    return run
+
+
+def real_inputs(predictor: Predictor, inputs: str | None, limit: int) -> torch.Tensor | None:
+    """Up to ``limit`` preprocessed images from ``inputs`` (unreadable ones skipped), or None."""
+    if not inputs:
+        return None
+    images = []
+    for path in find_inputs(inputs):
+        try:
+            images.append(predictor.preprocess(path))
+        except BadImageError:
+            continue
+        if len(images) == limit:
+            break
+    if not images:
+        raise UserError(f"no readable images in inputs={inputs} to check the export with")
+    return torch.stack(images)
+
+
+def export(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.format not in FORMATS:
+        raise UserError(f"format={cfg.format} is unknown: use {' or '.join(FORMATS)}")
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_classifier(cfg.ckpt_path, map_location="cpu")
+    hp, net = model.hparams, model.net.eval()
+    shape = (hp.in_channels, hp.image_size, hp.image_size)
+    path = out / FORMATS[cfg.format]
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(2, *shape, generator=generator)
+    run = export_onnx(net, sample, path, cfg.opset) if cfg.format == "onnx" else export_torchscript(net, sample, path)
+
+    checks = {f"random_batch{n}": torch.randn(n, *shape, generator=generator) for n in (1, 7)}
+    real = real_inputs(Predictor(model, torch.device("cpu")), cfg.inputs, cfg.check_images)
+    if real is not None:
+        checks[f"real_batch{len(real)}"] = real
+    differences = {}
+    with torch.no_grad():
+        for name, x in checks.items():
+            expected = net(x).numpy()
+            got = run(x)
+            if got.shape != expected.shape:
+                raise UserError(f"{cfg.format} export returns shape {got.shape} for {name}, PyTorch {expected.shape}")
+            differences[name] = float(np.abs(got - expected).max())
+            print(f"{cfg.format} vs PyTorch, {name}: max abs difference of logits {differences[name]:.3e}")
+    if real is None:
+        print("no real images checked: pass inputs=FOLDER (or an image or a glob) to check on real inputs too")
+    worst = max(differences.values())
+    if worst > cfg.atol:
+        raise UserError(f"{cfg.format} export differs from PyTorch by {worst:.3e} > atol={cfg.atol}: do not use it")
+
+    metadata = {
+        "format": cfg.format,
+        "file": path.name,
+        "input": {"name": "image", "shape": ["batch", *shape], "dtype": "float32"},
+        "output": {"name": "logits", "shape": ["batch", len(hp.class_names)], "apply": "softmax over axis 1"},
+        "class_names": list(hp.class_names),
+        "image_size": hp.image_size,
+        "in_channels": hp.in_channels,
+        "mean": list(hp.mean),
+        "std": list(hp.std),
+        "preprocessing": (
+            f"decode to {'grayscale' if hp.in_channels == 1 else 'RGB'}, resize the shorter side to "
+            f"{hp.image_size} px (bilinear, antialiased), center-crop {hp.image_size}x{hp.image_size}, "
+            "scale to [0, 1], subtract mean and divide by std per channel, layout NCHW"
+        ),
+        "max_abs_difference": differences,
+        "checkpoint": str(Path(cfg.ckpt_path).expanduser().resolve()),
+    }
+    (out / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and {out / 'metadata.json'}")
+    return {"path": str(path), "max_abs_difference": worst}
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()

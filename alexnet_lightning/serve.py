@@ -1,0 +1,143 @@
+"""Serve a checkpoint over HTTP: POST /predict (multipart image), GET /health, GET / (a page with bars).
+
+python -m alexnet_lightning.serve ckpt_path=FILE [port=8000] [host=127.0.0.1]
+
+Concurrent requests are batched: each forward pass takes every image queued at that moment
+(up to ``max_batch``), so a lone request waits for nobody and a crowd shares the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import hydra
+import torch
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from omegaconf import DictConfig
+
+from alexnet_lightning.checkpoint import load_classifier, pick_device
+from alexnet_lightning.data.decode import BadImageError
+from alexnet_lightning.errors import UserError, exit_on_user_error
+from alexnet_lightning.predict import Predictor
+
+PAGE = Path(__file__).parent / "static" / "index.html"
+MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around the file
+
+
+class Batcher:
+    """Runs queued images through the model together, one forward pass at a time, off the event loop."""
+
+    def __init__(self, predictor: Predictor, max_batch: int) -> None:
+        self.predictor, self.max_batch = predictor, max_batch
+        self.queue: asyncio.Queue[tuple[torch.Tensor, asyncio.Future]] = asyncio.Queue()
+
+    async def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((x, future))
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            items = [await self.queue.get()]
+            while len(items) < self.max_batch and not self.queue.empty():
+                items.append(self.queue.get_nowait())
+            try:
+                probs = await asyncio.to_thread(self.predictor.probabilities, torch.stack([x for x, _ in items]))
+            except Exception as e:  # a failed batch fails its requests, never the service
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for (_, future), p in zip(items, probs, strict=True):
+                if not future.done():  # the client may have gone away
+                    future.set_result(p)
+
+
+def _bad_image(error: BadImageError) -> HTTPException:
+    reason = str(error)
+    if "cannot identify image file" in reason or "empty file" in reason:
+        return HTTPException(415, "not an image: upload a JPEG, PNG, BMP, GIF, WebP or TIFF file")
+    if "too large" in reason or "decompression bomb" in reason:
+        return HTTPException(413, f"image has too many pixels: {reason}")
+    return HTTPException(400, f"corrupt or truncated image: {reason.removeprefix('not a readable image: ')}")
+
+
+def create_app(predictor: Predictor, max_upload_bytes: int, top_k: int, max_batch: int) -> FastAPI:
+    batcher = Batcher(predictor, max_batch)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="alexnet-lightning", lifespan=lifespan)
+    too_large = f"upload larger than {max_upload_bytes / 2**20:g} MiB: send a smaller image (limit: max_upload_mb)"
+
+    @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next):
+        """Refuse before reading the body when the client announces its size."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_upload_bytes + MULTIPART_OVERHEAD:
+            return JSONResponse({"detail": too_large}, status_code=413, headers={"Connection": "close"})
+        return await call_next(request)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return PAGE.read_text()
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "classes": predictor.class_names, "device": str(predictor.device)}
+
+    @app.post("/predict")
+    async def predict(file: UploadFile = File(...)) -> dict:  # noqa: B008 (FastAPI's declaration style)
+        data = await file.read(max_upload_bytes + 1)
+        await file.close()
+        if len(data) > max_upload_bytes:
+            raise HTTPException(413, too_large)
+        if not data:
+            raise HTTPException(400, "empty upload: choose an image file")
+        try:
+            x = await run_in_threadpool(predictor.preprocess, data)
+        except BadImageError as e:
+            raise _bad_image(e) from None
+        probs = await batcher(x)
+        top = predictor.top_k(probs, top_k)
+        return {
+            "filename": file.filename,
+            "class": top[0][0],
+            "probability": top[0][1],
+            "top_k": [{"class": c, "probability": p} for c, p in top],
+        }
+
+    return app
+
+
+def build_app(cfg: DictConfig) -> FastAPI:
+    if cfg.max_upload_mb <= 0 or cfg.max_batch < 1 or cfg.top_k < 1:
+        raise UserError("max_upload_mb, max_batch and top_k must be positive")
+    device = pick_device(cfg.device)
+    predictor = Predictor(load_classifier(cfg.ckpt_path, map_location=device), device)
+    return create_app(predictor, int(cfg.max_upload_mb * 2**20), cfg.top_k, cfg.max_batch)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="serve")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    import uvicorn
+
+    app = build_app(cfg)
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {cfg.host}: anyone who can reach this machine can use the service")
+    print(f"serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port} (page: /, API: POST /predict, GET /health)")
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level)
+
+
+if __name__ == "__main__":
+    main()
