@@ -99,7 +99,7 @@ def test_gray_cache_and_in_memory_items(tmp_path: Path) -> None:
 
 
 def test_decoder_choices_are_checked(folder: list[Path], tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="data.decode='turbo' is unknown"):
+    with pytest.raises(UserError, match=r"data\.decode='turbo' is unknown"):
         build_cache(folder, tmp_path / "cache", decoder="turbo")
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="nvjpeg needs a CUDA GPU"):

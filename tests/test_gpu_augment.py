@@ -81,7 +81,8 @@ def test_fixed_parameters_reproduce_the_v2_operations(preset: str) -> None:
     image, size, (top, left, h, w), angle = _image(), 64, (10, 20, 80, 100), 12.0
     augment = DeviceAugment(preset, size, [0, 0, 0], [1, 1, 1])
     box = torch.tensor([[left + w / 2 - W / 2, top + h / 2 - H / 2, w, h]], dtype=torch.float32)
-    params = AugmentParams(box, torch.tensor([True]), torch.tensor([angle]), torch.ones(1, 3), torch.tensor([[0, 1, 2]]))
+    flips, order = torch.tensor([True]), torch.tensor([[0, 1, 2]])
+    params = AugmentParams(box, flips, torch.tensor([angle]), torch.ones(1, 3), order)
     out = augment.apply(image[None], torch.tensor([[H, W]], dtype=torch.float32), params, augment.spec)[0]
 
     def rotate(x: torch.Tensor) -> torch.Tensor:
