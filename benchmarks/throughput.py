@@ -35,7 +35,7 @@ from torchvision import transforms as tv1
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alexnet_lightning.data import transforms as T
-from alexnet_lightning.data.cache import CachedImages, build_cache
+from alexnet_lightning.data.cache import CachedImages, DeviceBatches, build_cache
 from alexnet_lightning.data.decode import decode
 from alexnet_lightning.data.gpu import DeviceAugment, DeviceAugmentMixin
 from alexnet_lightning.models.alexnet import build_alexnet
@@ -84,6 +84,13 @@ class ClockCallback(L.Callback):
 
     def on_train_batch_end(self, *args) -> None:
         self.clock.tick()
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or "unknown CPU"
 
 
 def model_config() -> dict:
@@ -189,6 +196,7 @@ class CachedDataModule(DeviceAugmentMixin, L.LightningDataModule):
     def __init__(self, paths, labels, cache_dir, args, device, decoder: str = "pil") -> None:
         super().__init__()
         self.paths, self.labels, self.cache_dir, self.args, self.decoder = paths, labels, cache_dir, args, decoder
+        self.device = device
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         self.device_augment = DeviceAugment(args.augment, args.image_size, MEAN, STD, seed=args.seed, dtype=dtype)
 
@@ -196,7 +204,10 @@ class CachedDataModule(DeviceAugmentMixin, L.LightningDataModule):
         cache = build_cache(self.paths, self.cache_dir, self.args.cache_size, decoder=self.decoder)
         self.data = CachedImages(cache, range(len(self.paths)), self.labels)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
+        if self.args.cache_loader == "resident":  # the whole cache in device memory, one index per batch
+            device = self.trainer.strategy.root_device if self.trainer else self.device
+            return DeviceBatches(self.data, self.args.batch_size, device, drop_last=True, seed=self.args.seed)
         workers = min(self.args.workers, 4)  # copying cache rows is cheap: a few workers keep up
         return DataLoader(
             self.data,
@@ -287,6 +298,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--cache-size", type=int, default=256, help="side of the cached uint8 images")
     parser.add_argument("--augment", default="seed002")
+    parser.add_argument(
+        "--cache-loader",
+        choices=["resident", "workers"],
+        default="resident",
+        help="device path: cache held in device memory, or a DataLoader reading the memmap",
+    )
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
@@ -301,14 +318,15 @@ def main() -> None:
     L.seed_everything(args.seed, verbose=False)
     paths, labels = kaggle_files(args.data_dir, args.per_class)
     rows = args.rows.split(",")
-    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     print(
         f"device: {device} ({gpu_name}), {os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"torchvision {torchvision.__version__}, lightning {L.__version__}, python {platform.python_version()}"
     )
     print(
         f"data: {len(paths)} JPEGs from {args.data_dir}; batch {args.batch_size}, {args.image_size}px, "
-        f"augment={args.augment}, warmup {args.warmup}, {args.repeats} x {args.steps} steps, {args.workers} workers"
+        f"augment={args.augment}, cache loader {args.cache_loader}, warmup {args.warmup}, "
+        f"{args.repeats} x {args.steps} steps, {args.workers} workers"
     )
 
     def clock() -> Clock:

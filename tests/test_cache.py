@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as TF
 
 from alexnet_lightning.data import cache as cache_module
-from alexnet_lightning.data.cache import CachedImages, build_cache
+from alexnet_lightning.data.cache import CachedImages, DeviceBatches, build_cache
 from alexnet_lightning.data.decode import decode
 from alexnet_lightning.errors import UserError
 
@@ -104,3 +104,21 @@ def test_decoder_choices_are_checked(folder: list[Path], tmp_path: Path) -> None
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="nvjpeg needs a CUDA GPU"):
             build_cache(folder, tmp_path / "cache", decoder="nvjpeg")
+
+
+def test_device_batches_cover_the_data_once_per_epoch_in_a_new_order(folder: list[Path], tmp_path: Path) -> None:
+    cache = build_cache(folder, tmp_path / "cache", size=32, progress=False)
+    data = CachedImages(cache, positions=range(len(folder)), labels=[0, 1, 2, 3, 4, 5])
+    batches = DeviceBatches(data, batch_size=3, device=lambda: torch.device("cpu"), seed=1)
+    assert len(batches) == 2
+    epochs = [[b for b in batches] for _ in range(3)]
+    for epoch in epochs:
+        labels = torch.cat([y for _, y, _ in epoch])
+        assert sorted(labels.tolist()) == [0, 1, 3, 4]  # the bad files' items are not served
+        for images, y, sizes in epoch:
+            for image, label, size in zip(images, y, sizes, strict=True):
+                expected_image, _, expected_size = data[data.labels.index(int(label))]
+                assert torch.equal(image, expected_image) and torch.equal(size, expected_size)
+    orders = [torch.cat([y for _, y, _ in epoch]).tolist() for epoch in epochs]
+    assert len({tuple(o) for o in orders}) > 1
+    assert len(DeviceBatches(data, batch_size=3, drop_last=True)) == 1

@@ -191,3 +191,53 @@ class CachedImages(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_images": None}
+
+
+class DeviceBatches:
+    """Shuffled uint8 batches of a cache held whole in device memory: no workers, no per-item copies.
+
+    For caches that fit the device (2,000 images at 256 px are 0.4 GB; 25,000 are 4.9 GB) this
+    replaces the DataLoader: each batch is one index into the resident tensor, so the device never
+    waits for host-side collation or transfers. Yields ``(images, labels, sizes)`` like CachedImages
+    batches; the device is resolved lazily (``device`` may be a callable, e.g. the trainer's root device).
+    """
+
+    def __init__(
+        self,
+        data: CachedImages,
+        batch_size: int,
+        device: torch.device | str | Callable[[], torch.device] = "cpu",
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.data, self.batch_size, self.device = data, batch_size, device
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.epoch = 0
+        self._tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        n = len(self.data)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images, labels and sizes of the data set's rows, copied to the device once."""
+        if self._tensors is None:
+            device = torch.device(self.device() if callable(self.device) else self.device)
+            images = torch.from_numpy(np.ascontiguousarray(self.data.cache.images()[self.data.rows]))
+            sizes = torch.from_numpy(self.data.cache.sizes[self.data.rows])
+            self._tensors = (images.to(device), torch.tensor(self.data.labels, device=device), sizes.to(device))
+        return self._tensors
+
+    def __iter__(self):
+        images, labels, sizes = self.tensors()
+        n = len(images)
+        if self.shuffle:  # a new, reproducible order every epoch
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=generator).to(images.device)
+        else:
+            order = torch.arange(n, device=images.device)
+        self.epoch += 1
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield images[index], labels[index], sizes[index]

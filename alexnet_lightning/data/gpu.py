@@ -168,14 +168,18 @@ class DeviceAugment(nn.Module):
     def apply(
         self, images: torch.Tensor, sizes: torch.Tensor, params: AugmentParams, spec: AugmentSpec
     ) -> torch.Tensor:
-        """Resample once, jitter, normalize; returns ``self.dtype`` in channels_last."""
+        """Resample once, jitter, normalize; returns ``self.dtype`` in channels_last.
+
+        The grid stays float32 (bf16 coordinates would be off by a pixel at 256 px); on CUDA the
+        elementwise work after resampling runs in ``self.dtype``.
+        """
         compute = self.dtype if images.is_cuda else torch.float32
-        theta = self.theta(spec, sizes, params).to(compute)
+        theta = self.theta(spec, sizes, params)
         grid = F.affine_grid(theta, [len(images), images.shape[1], self.size, self.size], align_corners=False)
-        x = F.grid_sample(images.to(compute), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        x = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if spec.degrees and not spec.rotate_first:  # the rotated crop's corners are black, not the image around it
-            x = x.mul_(self._inside_crop(params, len(images), compute))
-        x = x.mul_(1 / 255)
+            x = x.mul_(self._inside_crop(params, len(images), x.dtype))
+        x = x.to(compute).mul_(1 / 255)
         if spec.jitter:
             x = self._jitter(x, params)
         mean, std = self.mean.to(compute), self.std.to(compute)
