@@ -147,7 +147,7 @@ class PILFiles(Dataset):
             return self.transform(image.convert("RGB")), self.labels[i]
 
 
-def seed_style(args, device, paths, labels, clock: Clock) -> float:
+def seed_loader(args, device, paths, labels) -> DataLoader:
     transform = tv1.Compose(
         [
             tv1.RandomHorizontalFlip(),
@@ -158,7 +158,7 @@ def seed_style(args, device, paths, labels, clock: Clock) -> float:
             tv1.Normalize(MEAN, STD),
         ]
     )
-    loader = DataLoader(
+    return DataLoader(
         PILFiles(paths, labels, transform),
         batch_size=args.batch_size,
         shuffle=True,
@@ -167,7 +167,20 @@ def seed_style(args, device, paths, labels, clock: Clock) -> float:
         pin_memory=device.type == "cuda",
         drop_last=True,
     )
-    return plain_loop(lambda: loader, device, clock)
+
+
+def data_rate(batches, device: torch.device, clock: Clock, augment: DeviceAugment | None = None) -> float:
+    """The data path alone: batches onto the device (and through DeviceAugment), no model."""
+    clock.tick()
+    while len(clock.marks) <= clock.total:
+        for x, _, *rest in batches:
+            x = x.to(device, non_blocking=True)
+            if augment is not None:
+                x = augment(x, train=True, sizes=rest[0].to(device) if rest else None)
+            clock.tick()
+            if len(clock.marks) > clock.total:
+                break
+    return clock.images_per_s()
 
 
 def cache_plain_loop(args, device, datamodule: CachedDataModule, clock: Clock) -> float:
@@ -309,7 +322,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--rows", default="limit,seed,cpu,gpu,plain,nvjpeg", help="comma-separated subset")
+    parser.add_argument("--rows", default="limit,seed,cpu,gpu,plain,nvjpeg,data", help="comma-separated subset")
     parser.add_argument("--epochs", action="store_true", help="also time epoch 1 (cache build + train) vs epoch 2")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -333,15 +346,17 @@ def main() -> None:
         return Clock(device, args.batch_size, args.warmup, args.steps, args.repeats)
 
     results: dict[str, float | str] = {}
+    data_only: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="throughput-cache-") as tmp:
         if "limit" in rows:
             results["1. model limit (synthetic data on the device)"] = model_limit(args, device, clock())
         if "seed" in rows:
-            results["2. seed-style loop (PIL + seed002, DataLoader)"] = seed_style(args, device, paths, labels, clock())
+            loader = seed_loader(args, device, paths, labels)
+            results["2. seed-style loop (PIL + seed002, DataLoader)"] = plain_loop(lambda: loader, device, clock())
         if "cpu" in rows:
             dm = FilesDataModule(paths, labels, args, device)
             results["3. template, data.pipeline=cpu"] = template_rate(args, device, dm, clock())
-        if "gpu" in rows or "plain" in rows:
+        if {"gpu", "plain", "data"} & set(rows):
             start = time.perf_counter()
             build_cache(paths, Path(tmp) / "pil", args.cache_size, workers=args.workers)
             print(f"cache build (PIL, {args.workers} threads): {time.perf_counter() - start:.1f} s")
@@ -360,6 +375,16 @@ def main() -> None:
                 print(f"cache build (nvJPEG): {time.perf_counter() - start:.1f} s")
                 dm = CachedDataModule(paths, labels, Path(tmp) / "nvjpeg", args, device, decoder="nvjpeg")
                 results["5. template, data.decode=nvjpeg (cache)"] = template_rate(args, device, dm, clock())
+        if "data" in rows:  # what each data path delivers when the model does not hold it back
+            dm = CachedDataModule(paths, labels, Path(tmp) / "pil", args, device)
+            dm.setup("fit")
+            loaders = {
+                "2. seed-style loader": (seed_loader(args, device, paths, labels), None),
+                "3. template cpu loader": (FilesDataModule(paths, labels, args, device).train_dataloader(), None),
+                "4. template gpu: cache + DeviceAugment": (dm.train_dataloader(), dm.device_augment),
+            }
+            for name, (batches, augment) in loaders.items():
+                data_only[name] = data_rate(batches, device, clock(), augment)
         if args.epochs:
             first, second = epoch_comparison(args, device, paths, labels, Path(tmp) / "epochs")
             print(
@@ -375,6 +400,10 @@ def main() -> None:
         else:
             share = f"{rate / limit:.1%}" if isinstance(limit, float) else "n/a"
             print(f"| {name} | {rate:,.1f} | {share} |")
+    if data_only:
+        print("\n| data path alone (no model) | images/s |\n|---|---:|")
+        for name, rate in data_only.items():
+            print(f"| {name} | {rate:,.1f} |")
 
 
 if __name__ == "__main__":
