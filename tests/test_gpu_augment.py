@@ -177,3 +177,11 @@ def test_mixin_augments_while_training_and_gives_the_eval_view_otherwise() -> No
     assert torch.equal(x1[0], x1[3])  # eval view: no randomness
     assert x2.shape == x1.shape
     assert module.on_after_batch_transfer(images, 0).shape == (4, 3, 32, 32)  # predict: images only
+
+
+def test_eval_view_draws_no_random_numbers() -> None:
+    """Validation between epochs must not change the training batches that follow."""
+    batch = TF.resize(_image(), [48, 48], antialias=True).expand(4, -1, -1, -1).contiguous()
+    plain, with_eval = (DeviceAugment("seed000", 32, [0, 0, 0], [1, 1, 1], seed=5) for _ in range(2))
+    with_eval(batch, train=False)
+    assert torch.equal(plain(batch, train=True), with_eval(batch, train=True))

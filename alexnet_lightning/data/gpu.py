@@ -100,17 +100,25 @@ class DeviceAugment(nn.Module):
     # parameters ---------------------------------------------------------------------------------
 
     def sample(self, spec: AugmentSpec, sizes: torch.Tensor) -> AugmentParams:
-        """Draw every sample's parameters at once, with the distributions of the v2 transforms."""
+        """Draw every sample's parameters at once, with the distributions of the v2 transforms.
+
+        Only what the spec uses is drawn, so the eval view consumes no random numbers and
+        validation does not change the training batches.
+        """
         n, device = len(sizes), sizes.device
         g = self.generator(device)
         box = self._crop_boxes(spec, sizes, g)
-        flip = torch.rand(n, device=device, generator=g) < spec.flip
-        angle = (torch.rand(n, device=device, generator=g) * 2 - 1) * spec.degrees
-        strengths = torch.tensor([spec.brightness, spec.contrast, spec.saturation], device=device)
-        low = (1 - strengths).clamp(min=0)
-        factors = low + torch.rand(n, 3, device=device, generator=g) * (1 + strengths - low)
-        order = torch.rand(n, 3, device=device, generator=g).argsort(dim=1)
-        return AugmentParams(box=box, flip=flip, angle=angle, factors=factors, order=order)
+        flip = torch.rand(n, device=device, generator=g) < spec.flip if spec.flip else torch.zeros(n, device=device)
+        angle = torch.zeros(n, device=device)
+        if spec.degrees:
+            angle = (torch.rand(n, device=device, generator=g) * 2 - 1) * spec.degrees
+        factors, order = torch.ones(n, 3, device=device), torch.arange(3, device=device).expand(n, 3)
+        if spec.jitter:
+            strengths = torch.tensor([spec.brightness, spec.contrast, spec.saturation], device=device)
+            low = (1 - strengths).clamp(min=0)
+            factors = low + torch.rand(n, 3, device=device, generator=g) * (1 + strengths - low)
+            order = torch.rand(n, 3, device=device, generator=g).argsort(dim=1)
+        return AugmentParams(box=box, flip=flip.bool(), angle=angle, factors=factors, order=order)
 
     def _crop_boxes(self, spec: AugmentSpec, sizes: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """RandomResizedCrop.make_params for a whole batch: 10 tries each, first valid wins, else center."""
