@@ -122,3 +122,29 @@ def test_device_batches_cover_the_data_once_per_epoch_in_a_new_order(folder: lis
     orders = [torch.cat([y for _, y, _ in epoch]).tolist() for epoch in epochs]
     assert len({tuple(o) for o in orders}) > 1
     assert len(DeviceBatches(data, batch_size=3, drop_last=True)) == 1
+
+
+def test_nvjpeg_sends_rotated_and_non_jpeg_files_to_pil(tmp_path: Path) -> None:
+    upright, rotated, png = tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "c.png"
+    Image.new("RGB", (8, 4)).save(upright)
+    exif = Image.Exif()
+    exif[cache_module.EXIF_ORIENTATION] = 6
+    Image.new("RGB", (8, 4)).save(rotated, exif=exif)
+    Image.new("RGB", (8, 4)).save(png)
+    assert [cache_module._nvjpeg_ready(str(p)) for p in (upright, rotated, png)] == [True, False, False]
+
+
+def test_nvjpeg_batches_match_pil_and_fall_back_for_bad_files(
+    folder: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batching and fallback logic, with torchvision's CPU decoder standing in for nvJPEG."""
+    import torchvision.io
+
+    cpu_decode = torchvision.io.decode_jpeg
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", lambda data, mode, device: cpu_decode(data, mode=mode))
+    nvjpeg = build_cache(folder, tmp_path / "nv", size=32, decoder="nvjpeg", progress=False)
+    pil = build_cache(folder, tmp_path / "pil", size=32, progress=False)
+    assert nvjpeg.bad == pil.bad and np.array_equal(nvjpeg.sizes, pil.sizes)
+    difference = np.abs(np.asarray(nvjpeg.images(), dtype=int) - np.asarray(pil.images(), dtype=int))
+    assert difference.mean() < 2  # libjpeg builds differ by a level here and there

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
@@ -32,6 +33,7 @@ from alexnet_lightning.errors import UserError
 
 CACHE_FORMAT = 1  # bump when the file layout changes, so old caches are not misread
 DECODERS = ("pil", "nvjpeg")
+EXIF_ORIENTATION = 0x0112
 
 
 @dataclass
@@ -126,7 +128,7 @@ def _write(
 
     def store(i: int, image: torch.Tensor) -> None:
         sizes[i] = image.shape[-2:]
-        out[i] = _fit(image, size, channels).numpy()
+        out[i] = _fit(image, size, channels).cpu().numpy()
 
     def one(i: int) -> None:
         try:
@@ -147,20 +149,31 @@ def _write(
     return sizes, bad
 
 
+def _nvjpeg_ready(path: str) -> bool:
+    """A JPEG that nvJPEG decodes as PIL would: nvJPEG ignores EXIF orientation, so rotated photos go to PIL."""
+    if not path.lower().endswith((".jpg", ".jpeg")):
+        return False
+    try:
+        with Image.open(path) as image:  # reads the header only
+            return image.format == "JPEG" and image.getexif().get(EXIF_ORIENTATION, 1) == 1
+    except Exception:  # unreadable: PIL's decode() names the reason
+        return False
+
+
 def _nvjpeg_batches(items: Sequence[Any], channels: int, store: Callable, fallback: Callable, batch: int = 256):
-    """Decode JPEG files on the GPU in batches; other files and failures go through PIL (``fallback``)."""
+    """Decode JPEG files on the GPU in batches and resize them there; other files and failures go through PIL."""
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
     mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
     for start in range(0, len(items), batch):
         indices = range(start, min(start + batch, len(items)))
-        jpegs = [i for i in indices if str(items[i]).lower().endswith((".jpg", ".jpeg"))]
+        jpegs = [i for i in indices if _nvjpeg_ready(str(items[i]))]
         try:
             decoded = decode_jpeg([read_file(str(items[i])) for i in jpegs], mode=mode, device="cuda")
         except RuntimeError:  # one bad file fails the batch: let PIL find and name it
             decoded, jpegs = [], []
         for i, image in zip(jpegs, decoded, strict=True):
-            store(i, image.cpu())
+            store(i, image)
         for i in sorted(set(indices) - set(jpegs)):
             fallback(i)
         yield len(indices)
