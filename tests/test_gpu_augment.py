@@ -185,3 +185,56 @@ def test_eval_view_draws_no_random_numbers() -> None:
     plain, with_eval = (DeviceAugment("seed000", 32, [0, 0, 0], [1, 1, 1], seed=5) for _ in range(2))
     with_eval(batch, train=False)
     assert torch.equal(plain(batch, train=True), with_eval(batch, train=True))
+
+
+def test_lightning_fit_and_validate_through_the_mixin(tmp_path) -> None:
+    """A real Trainer: uint8 cache batches become normalized float input in train and validation."""
+    import lightning as L
+
+    from alexnet_lightning.data.cache import CachedImages, DeviceBatches, build_cache
+    from alexnet_lightning.module import AlexNetClassifier
+
+    arrays = [_image(3, 60 + 4 * i, 90 - 3 * i) for i in range(8)]
+    cache = build_cache(list(range(8)), tmp_path / "cache", size=80, load=arrays.__getitem__, progress=False)
+    data = CachedImages(cache, range(8), [i % 2 for i in range(8)])
+    seen: list[tuple[torch.dtype, tuple[int, ...], bool]] = []
+
+    class Data(DeviceAugmentMixin, L.LightningDataModule):
+        def train_dataloader(self):
+            return DeviceBatches(data, batch_size=4, device=lambda: self.trainer.strategy.root_device)
+
+        def val_dataloader(self):
+            return torch.utils.data.DataLoader(data, batch_size=4)
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            seen.append((batch[0].dtype, tuple(batch[0].shape), trainer.training))
+
+        def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0) -> None:
+            seen.append((batch[0].dtype, tuple(batch[0].shape), trainer.training))
+
+    dm = Data()
+    dm.device_augment = DeviceAugment("seed002", 72, [0.5] * 3, [0.25] * 3)
+    model = AlexNetClassifier(
+        model={"_target_": "alexnet_lightning.models.alexnet.build_alexnet", "head": "gap"},
+        optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3},
+        scheduler=None,
+        class_names=["a", "b"],
+        image_size=72,
+        in_channels=3,
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Spy()],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=dm)
+    assert ((torch.float32, (4, 3, 72, 72), True) in seen) and ((torch.float32, (4, 3, 72, 72), False) in seen)
+    assert "val/acc" in trainer.callback_metrics
