@@ -56,25 +56,36 @@ def kaggle_files(data_dir: Path, per_class: int) -> tuple[list[Path], list[int]]
 
 
 class Clock:
-    """Times of step ends (after a device sync) -> median images/s over windows after warm-up."""
+    """Step ends -> median images/s over windows after warm-up.
+
+    The device is synchronized only at window boundaries, so the host may queue the next steps
+    while the device works, as in real training.
+    """
 
     def __init__(self, device: torch.device, batch_size: int, warmup: int, steps: int, repeats: int) -> None:
         self.device, self.batch_size = device, batch_size
         self.warmup, self.steps, self.repeats = warmup, steps, repeats
-        self.marks: list[float] = []
+        self.ticks = -1  # the first tick marks the start, before step 1
+        self.times: dict[int, float] = {}
 
     @property
     def total(self) -> int:
         return self.warmup + self.steps * self.repeats
 
+    @property
+    def done(self) -> bool:
+        return self.ticks >= self.total
+
     def tick(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.marks.append(time.perf_counter())
+        self.ticks += 1
+        if self.ticks >= self.warmup and (self.ticks - self.warmup) % self.steps == 0:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.times[self.ticks] = time.perf_counter()
 
     def images_per_s(self) -> float:
         starts = [self.warmup + k * self.steps for k in range(self.repeats)]
-        rates = [self.steps * self.batch_size / (self.marks[s + self.steps] - self.marks[s]) for s in starts]
+        rates = [self.steps * self.batch_size / (self.times[s + self.steps] - self.times[s]) for s in starts]
         return statistics.median(rates)
 
 
@@ -108,7 +119,7 @@ def plain_loop(batches: Callable[[], object], device: torch.device, clock: Clock
         net = net.to(memory_format=torch.channels_last)
     opt = optimizer(net.parameters())
     clock.tick()
-    while len(clock.marks) <= clock.total:
+    while not clock.done:
         for x, y, *rest in batches():
             sizes = rest[0] if rest else None
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -122,7 +133,7 @@ def plain_loop(batches: Callable[[], object], device: torch.device, clock: Clock
             opt.step()
             opt.zero_grad(set_to_none=True)
             clock.tick()
-            if len(clock.marks) > clock.total:
+            if clock.done:
                 break
     return clock.images_per_s()
 
@@ -172,13 +183,13 @@ def seed_loader(args, device, paths, labels) -> DataLoader:
 def data_rate(batches, device: torch.device, clock: Clock, augment: DeviceAugment | None = None) -> float:
     """The data path alone: batches onto the device (and through DeviceAugment), no model."""
     clock.tick()
-    while len(clock.marks) <= clock.total:
+    while not clock.done:
         for x, _, *rest in batches:
             x = x.to(device, non_blocking=True)
             if augment is not None:
                 x = augment(x, train=True, sizes=rest[0].to(device) if rest else None)
             clock.tick()
-            if len(clock.marks) > clock.total:
+            if clock.done:
                 break
     return clock.images_per_s()
 
