@@ -1,0 +1,256 @@
+"""Decode every image once into a fixed-size uint8 memory-mapped cache, reused across runs and sweeps.
+
+Each image is resized (antialiased) to ``size x size`` regardless of its aspect ratio, and its
+original ``(height, width)`` is kept beside it: fixed-size rows make batches a plain stack that
+the device path (gpu.py) crops with per-sample boxes in original-pixel units, so area fractions
+and aspect ratios stay those of the original photo while no pixel of it is cut away. 256 px
+suits 224/227 px crops. The cache file is keyed by ``fingerprint(items, size, channels)``, so
+a renamed, added, removed or rewritten file builds a new cache; an unchanged list reuses the
+old one without decoding anything. Files that cannot be decoded are left out and reported as
+``{name: reason}``, as the CPU path reports bad files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
+
+from alexnet_lightning.data.decode import BadImageError, decode
+from alexnet_lightning.data.fingerprint import fingerprint
+from alexnet_lightning.errors import UserError
+
+CACHE_FORMAT = 1  # bump when the file layout changes, so old caches are not misread
+DECODERS = ("pil", "nvjpeg")
+EXIF_ORIENTATION = 0x0112
+
+
+@dataclass
+class ImageCache:
+    """A built cache: ``rows[i]`` is item i's row in the image file, -1 for a bad file."""
+
+    path: Path
+    count: int
+    channels: int
+    size: int
+    rows: np.ndarray
+    sizes: np.ndarray
+    """(count, 2) original height and width of each row."""
+    bad: dict[str, str]
+    decoded: int
+    """How many images this call decoded: 0 when an existing cache was reused."""
+
+    def images(self) -> np.memmap:
+        return np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, self.channels, self.size, self.size))
+
+
+def _fit(image: torch.Tensor, size: int, channels: int) -> torch.Tensor:
+    if image.shape[0] != channels:  # decode() converts files; loaders of in-memory data sets may not
+        image = TF.rgb_to_grayscale(image[:3]) if channels == 1 else image[:1].expand(3, -1, -1)
+    return TF.resize(image, [size, size], antialias=True)
+
+
+def _progress(enabled: bool) -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, disable=not enabled)
+
+
+def build_cache(
+    items: Sequence[Any],
+    cache_dir: str | Path,
+    size: int = 256,
+    channels: int = 3,
+    load: Callable[[Any], torch.Tensor] | None = None,
+    decoder: str = "pil",
+    workers: int | None = None,
+    progress: bool = True,
+) -> ImageCache:
+    """Decode ``items`` (image paths, or anything ``load`` turns into a uint8 CxHxW tensor) into a cache.
+
+    Decoding runs in threads (PIL and torch release the GIL while they work); ``decoder=nvjpeg``
+    decodes JPEG files on the GPU in batches instead.
+    """
+    if decoder not in DECODERS:
+        raise UserError(f"data.decode={decoder!r} is unknown: use one of {', '.join(DECODERS)}")
+    if decoder == "nvjpeg" and not torch.cuda.is_available():
+        raise UserError("data.decode=nvjpeg needs a CUDA GPU and none is visible: use data.decode=pil")
+    key = fingerprint(items, "image-cache", CACHE_FORMAT, size, channels)
+    cache_dir = Path(cache_dir).expanduser()
+    path, meta_path = cache_dir / f"images-{key}.u8", cache_dir / f"images-{key}.json"
+    if meta_path.is_file() and path.is_file():
+        meta = json.loads(meta_path.read_text())
+        return ImageCache(
+            path, len(items), channels, size, np.asarray(meta["rows"]), np.asarray(meta["sizes"]), meta["bad"], 0
+        )
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    try:
+        sizes, bad = _write(
+            partial, items, size, channels, load or (lambda item: decode(item, channels)), decoder, workers, progress
+        )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)  # an interrupted build leaves no half-written file behind
+    rows = np.where(sizes[:, 0] > 0, np.arange(len(items)), -1)
+    meta = {"items": [str(i) for i in items], "rows": rows.tolist(), "sizes": sizes.tolist(), "bad": bad}
+    tmp = meta_path.with_suffix(f".{os.getpid()}.partial")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, meta_path)  # written last: a cache without its metadata is never used
+    return ImageCache(path, len(items), channels, size, rows, sizes, bad, len(items))
+
+
+def _write(
+    partial: Path,
+    items: Sequence[Any],
+    size: int,
+    channels: int,
+    load: Callable[[Any], torch.Tensor],
+    decoder: str,
+    workers: int | None,
+    progress: bool,
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Fill the image file row by row; returns original sizes (0 for bad files) and bad files' reasons."""
+    out = np.memmap(partial, dtype=np.uint8, mode="w+", shape=(max(len(items), 1), channels, size, size))
+    sizes = np.zeros((len(items), 2), dtype=np.int64)
+    bad: dict[str, str] = {}
+
+    def store(i: int, image: torch.Tensor) -> None:
+        sizes[i] = image.shape[-2:]
+        out[i] = _fit(image, size, channels).cpu().numpy()
+
+    def one(i: int) -> None:
+        try:
+            store(i, load(items[i]))
+        except BadImageError as e:
+            bad[str(items[i])] = str(e)
+
+    with _progress(progress) as bar:
+        task = bar.add_task(f"caching {len(items)} images at {size}px", total=len(items))
+        if decoder == "nvjpeg":
+            for done in _nvjpeg_batches(items, channels, store, one):
+                bar.advance(task, done)
+        else:
+            with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+                for _ in pool.map(one, range(len(items))):
+                    bar.advance(task)
+    out.flush()
+    return sizes, bad
+
+
+def _nvjpeg_ready(path: str) -> bool:
+    """A JPEG that nvJPEG decodes as PIL would: nvJPEG ignores EXIF orientation, so rotated photos go to PIL."""
+    if not path.lower().endswith((".jpg", ".jpeg")):
+        return False
+    try:
+        with Image.open(path) as image:  # reads the header only
+            return image.format == "JPEG" and image.getexif().get(EXIF_ORIENTATION, 1) == 1
+    except Exception:  # unreadable: PIL's decode() names the reason
+        return False
+
+
+def _nvjpeg_batches(items: Sequence[Any], channels: int, store: Callable, fallback: Callable, batch: int = 256):
+    """Decode JPEG files on the GPU in batches and resize them there; other files and failures go through PIL."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
+    for start in range(0, len(items), batch):
+        indices = range(start, min(start + batch, len(items)))
+        jpegs = [i for i in indices if _nvjpeg_ready(str(items[i]))]
+        try:
+            decoded = decode_jpeg([read_file(str(items[i])) for i in jpegs], mode=mode, device="cuda")
+        except RuntimeError:  # one bad file fails the batch: let PIL find and name it
+            decoded, jpegs = [], []
+        for i, image in zip(jpegs, decoded, strict=True):
+            store(i, image)
+        for i in sorted(set(indices) - set(jpegs)):
+            fallback(i)
+        yield len(indices)
+
+
+class CachedImages(Dataset):
+    """(uint8 CxSxS image, label, original (height, width)) for some items of a cache.
+
+    The size triple lets the device path crop in original-pixel units (see gpu.py). Items whose
+    file was bad are skipped (build_cache reported them). The memmap is opened lazily in each
+    DataLoader worker, so pickling the data set never copies the images.
+    """
+
+    def __init__(self, cache: ImageCache, positions: Sequence[int], labels: Sequence[int]) -> None:
+        self.cache = cache
+        self.rows = [int(cache.rows[p]) for p in positions if cache.rows[p] >= 0]
+        self.labels = [int(labels[p]) for p in positions if cache.rows[p] >= 0]
+        self._images: np.memmap | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+        if self._images is None:
+            self._images = self.cache.images()
+        row = self.rows[i]
+        return torch.from_numpy(np.array(self._images[row])), self.labels[i], torch.from_numpy(self.cache.sizes[row])
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_images": None}
+
+
+class DeviceBatches:
+    """Shuffled uint8 batches of a cache held whole in device memory: no workers, no per-item copies.
+
+    For caches that fit the device (2,000 images at 256 px are 0.4 GB; 25,000 are 4.9 GB) this
+    replaces the DataLoader: each batch is one index into the resident tensor, so the device never
+    waits for host-side collation or transfers. Yields ``(images, labels, sizes)`` like CachedImages
+    batches; the device is resolved lazily (``device`` may be a callable, e.g. the trainer's root device).
+    """
+
+    def __init__(
+        self,
+        data: CachedImages,
+        batch_size: int,
+        device: torch.device | str | Callable[[], torch.device] = "cpu",
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.data, self.batch_size, self.device = data, batch_size, device
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.epoch = 0
+        self._tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        n = len(self.data)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images, labels and sizes of the data set's rows, copied to the device once."""
+        if self._tensors is None:
+            device = torch.device(self.device() if callable(self.device) else self.device)
+            images = torch.from_numpy(np.ascontiguousarray(self.data.cache.images()[self.data.rows]))
+            sizes = torch.from_numpy(self.data.cache.sizes[self.data.rows])
+            self._tensors = (images.to(device), torch.tensor(self.data.labels, device=device), sizes.to(device))
+        return self._tensors
+
+    def __iter__(self):
+        images, labels, sizes = self.tensors()
+        n = len(images)
+        if self.shuffle:  # a new, reproducible order every epoch
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=generator).to(images.device)
+        else:
+            order = torch.arange(n, device=images.device)
+        self.epoch += 1
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield images[index], labels[index], sizes[index]

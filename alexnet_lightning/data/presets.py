@@ -1,0 +1,69 @@
+"""The augmentation presets as data, so that the CPU (v2) and device (gpu.py) paths share one definition.
+
+Each preset names the random geometry and color changes of one seed recipe; ``v2_augmentation``
+turns a spec into the torchvision v2 pipeline (identical, draw for draw, to transforms.py's
+presets), and ``gpu.DeviceAugment`` derives its batched affine + jitter from the same spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torchvision.transforms import v2
+
+from alexnet_lightning.errors import UserError
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Random training changes; all off means resize + center crop (the eval view)."""
+
+    crop_scale: tuple[float, float] | None = None
+    """RandomResizedCrop area fraction of the image; None: resize the short side, center crop."""
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: float = 0.0
+    """Probability of a horizontal flip."""
+    degrees: float = 0.0
+    """Rotation angle drawn uniformly from [-degrees, degrees], corners filled with black."""
+    rotate_first: bool = False
+    """Rotate the whole image before cropping (seed002) instead of the crop after it (seed000)."""
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    """ColorJitter strengths: factors uniform in [max(0, 1 - s), 1 + s], applied in random order."""
+
+    @property
+    def jitter(self) -> bool:
+        return bool(self.brightness or self.contrast or self.saturation)
+
+
+PRESET_SPECS: dict[str, AugmentSpec] = {
+    "seed000": AugmentSpec(crop_scale=(0.08, 1.0), flip=0.5, degrees=15, brightness=0.2, contrast=0.2, saturation=0.2),
+    "seed002": AugmentSpec(crop_scale=(0.8, 1.0), flip=0.5, degrees=10, rotate_first=True, brightness=0.2),
+    "light": AugmentSpec(crop_scale=(0.6, 1.0), flip=0.5),
+    "none": AugmentSpec(),
+}
+
+
+def preset_spec(preset: str, channels: int = 3) -> AugmentSpec:
+    """The spec of ``augment=preset``; saturation is meaningless for gray images and is dropped."""
+    if preset not in PRESET_SPECS:
+        raise UserError(f"augment={preset!r} is unknown: use one of {', '.join(PRESET_SPECS)}")
+    spec = PRESET_SPECS[preset]
+    if channels == 1 and spec.saturation:
+        spec = AugmentSpec(**{**spec.__dict__, "saturation": 0.0})
+    return spec
+
+
+def v2_augmentation(preset: str, size: int, channels: int) -> v2.Transform:
+    """The uint8 -> uint8 torchvision v2 pipeline of a preset (the CPU path)."""
+    spec = preset_spec(preset, channels)
+    if spec.crop_scale is None:
+        return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+    crop = v2.RandomResizedCrop(size, scale=spec.crop_scale, ratio=spec.crop_ratio, antialias=True)
+    flip = [v2.RandomHorizontalFlip(spec.flip)] if spec.flip else []
+    rotate = [v2.RandomRotation(spec.degrees)] if spec.degrees else []
+    jitter = [v2.ColorJitter(spec.brightness, spec.contrast, spec.saturation)] if spec.jitter else []
+    if spec.rotate_first:
+        return v2.Compose([*flip, *rotate, crop, *jitter])
+    return v2.Compose([crop, *flip, *jitter, *rotate])
