@@ -76,7 +76,8 @@ def image_files(folder: Path, skipped: Counter) -> list[Path]:
     found = []
     for path in sorted(folder.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            skipped["hidden"] += path.is_file()
+            if path.is_file():
+                skipped["hidden"] += 1
         elif path.is_file():
             if is_image_path(path):
                 found.append(path)
@@ -132,7 +133,9 @@ def _class_folders(
         for path in image_files(folder / name, skipped):
             items.append(path)
             labels.append(classes.index(name))
-    skipped["outside class folders"] += sum(1 for p in folder.iterdir() if p.is_file())
+    loose = sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if loose:
+        skipped["outside class folders"] += loose
     return items, labels, classes
 
 
