@@ -91,7 +91,7 @@ def prepare_catsdogs(
     splits = stratified_split(labels, names, val_fraction, test_fraction, seed)
     where = {names[p]: (split, labels[p]) for split, positions in splits.items() for p in positions}
 
-    actions: Counter = Counter()
+    plan: list[tuple[Path, Path, str]] = []  # (source, target, action); checked in full before any change
     for name in names:
         split, label = where[name]
         target = dst / split / classes[label] / name
@@ -101,20 +101,22 @@ def prepare_catsdogs(
                 "re-run with the same --val/--test/--seed or use a new DST"
             )
         if name not in pending:
-            actions["already there"] += 1
-            continue
-        source = pending[name][0]
-        if target.exists() or target.is_symlink():
-            if not _same(source, target):
-                raise UserError(f"{target} exists and differs from {source}: not overwriting; remove one of them")
-            if mode == "move" and not dry_run:
-                source.unlink()  # an interrupted move had copied it already: finish the move
-            actions["already there"] += 1
-            continue
-        actions[f"{mode} to {split}"] += 1
-        if not dry_run:
-            _place(source, target, mode)
+            plan.append((target, target, "already there"))
+        elif target.exists() or target.is_symlink():
+            if mode == "move" and target.is_symlink():
+                raise UserError(f"{target} is a link from a symlink run: move into a new DST, not over links")
+            if not _same(pending[name][0], target):
+                raise UserError(f"{target} exists and differs from {pending[name][0]}: not overwriting; remove one")
+            plan.append((pending[name][0], target, "already there"))
+        else:
+            plan.append((pending[name][0], target, f"{mode} to {split}"))
 
+    actions = Counter(action for _, _, action in plan)
+    for source, target, action in [] if dry_run else plan:
+        if action != "already there":
+            _place(source, target, mode)
+        elif mode == "move" and source != target:
+            source.unlink()  # an interrupted move had copied it already: finish the move
     if not dry_run:
         after = _placed(dst, classes)
         missing = sorted(set(names) - set(after))

@@ -118,6 +118,11 @@ class ImageDataModule(L.LightningDataModule):
         validate(samples, self.source, self.data_dir)
         self.samples = samples
         self.splits = self._split(samples)
+        if not self.splits["val"]:
+            raise UserError(
+                f"the validation split is empty ({len(samples.items)} images, data.val_fraction={self.val_fraction}): "
+                "raise data.val_fraction or add images"
+            )
         counts = ", ".join(f"{name} {len(pos)}" for name, pos in self.splits.items())
         log.info("%s: %d classes, %s images", self.source, len(samples.classes), counts)
 
