@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from torchvision.transforms import v2
 
 from alexnet_lightning.data import transforms as T
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
+from alexnet_lightning.data.decode import decode
 from alexnet_lightning.data.fingerprint import fingerprint
 from alexnet_lightning.data.sources import Samples, find_samples, validate
 from alexnet_lightning.data.split import stratified_split, write_split
@@ -115,6 +117,8 @@ class ImageDataModule(L.LightningDataModule):
                 first = "; ".join(f"{p}: {r}" for p, r in list(self.bad_files.items())[:5])
                 log.warning("%d bad image files excluded (all in bad_files.txt): %s", len(self.bad_files), first)
                 samples = samples.subset([i for i, p in enumerate(samples.items) if str(p) not in self.bad_files])
+            # twice the training size keeps crops sharp; photos far larger than that decode at reduced scale
+            samples.load = functools.partial(decode, min_size=2 * self.image_size)
         validate(samples, self.source, self.data_dir)
         self.samples = samples
         self.splits = self._split(samples)
