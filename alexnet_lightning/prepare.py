@@ -84,6 +84,9 @@ def prepare_catsdogs(
         print(f"left in SRC: {', '.join(f'{n} {why}' for why, n in sorted(samples.skipped.items()))}")
     placed = _placed(dst, classes) if dst.is_dir() else {}
     pending = {p.name: (p, label) for p, label in zip(samples.items, samples.labels, strict=True)}
+    if len(pending) < len(samples.items):
+        twice = sorted(n for n, k in Counter(p.name for p in samples.items).items() if k > 1)
+        raise UserError(f"{len(twice)} names occur twice in {src}'s sub-folders (first: {twice[0]}): rename them")
     names = sorted(set(pending) | set(placed))
     if not names:
         raise UserError(f"no cat.N / dog.N images in {src} or {dst}: check SRC")
@@ -118,10 +121,13 @@ def prepare_catsdogs(
         elif mode == "move" and source != target:
             source.unlink()  # an interrupted move had copied it already: finish the move
     if not dry_run:
-        after = _placed(dst, classes)
+        after = _placed(dst, classes)  # the count after must equal the count before, name by name
         missing = sorted(set(names) - set(after))
-        if missing or len(after) < len(names):
-            raise UserError(f"{len(missing)} files did not arrive in {dst} (first: {missing[:3]}): nothing was deleted")
+        if missing:
+            raise UserError(
+                f"{len(names)} files before, {len(names) - len(missing)} after in {dst}; missing: {missing[:3]}: "
+                "check SRC and DST before re-running"
+            )
     return actions
 
 

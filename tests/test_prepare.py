@@ -84,3 +84,12 @@ def test_cli_dry_run_changes_nothing_and_errors_are_one_line(tmp_path: Path) -> 
     assert len(list(src.iterdir())) == 6
     result = run_cli("alexnet_lightning.prepare", "catsdogs", str(tmp_path / "nope"), str(tmp_path / "dst"))
     assert result.returncode == 2 and result.stderr.strip() == f"error: SRC {tmp_path / 'nope'} is not a folder"
+
+
+def test_names_that_occur_twice_are_refused(tmp_path: Path) -> None:
+    src = make_catsdogs_folder(tmp_path / "src", n_per_class=2)
+    (src / "more").mkdir()
+    (src / "more" / "cat.0.jpg").write_bytes((src / "dog.1.jpg").read_bytes())
+    with pytest.raises(UserError, match=r"1 names occur twice .*cat\.0\.jpg"):
+        prepare.prepare_catsdogs(src, tmp_path / "dst", "move")
+    assert len(list(src.rglob("*.jpg"))) == 5

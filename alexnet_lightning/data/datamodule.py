@@ -110,6 +110,8 @@ class ImageDataModule(L.LightningDataModule):
     def load_samples(self) -> None:
         """Find the samples, exclude bad files, split; everything but the statistics."""
         samples = find_samples(self.source, self.data_dir, self.options)
+        if samples.skipped:
+            log.info("ignored files: %s", ", ".join(f"{n} {why}" for why, n in sorted(samples.skipped.items())))
         if samples.items and isinstance(samples.items[0], Path):
             self.scan = scan_files(samples.items, self.cache_dir)
             self.bad_files = self.scan.bad
