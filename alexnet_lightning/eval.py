@@ -167,7 +167,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"the data set's classes {list(datamodule.classes)} differ from the checkpoint's {list(hp.class_names)}: "
             "evaluate on the data set the model was trained for"
         )
-    datamodule.write_split(out / "split.json")
+    datamodule.write_run_files(out)
     check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
 

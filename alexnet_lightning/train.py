@@ -34,7 +34,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
-    datamodule.write_split(out / "split.json")
+    datamodule.write_run_files(out)
 
     model = AlexNetClassifier(
         model=_plain(cfg.model),

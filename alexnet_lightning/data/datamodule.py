@@ -1,7 +1,9 @@
-"""ImageDataModule: samples -> deterministic split -> statistics -> transforms -> loaders."""
+"""ImageDataModule: samples -> file check -> deterministic split -> statistics -> transforms -> loaders."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,16 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from alexnet_lightning.data import transforms as T
-from alexnet_lightning.data.sources import Samples, find_samples
+from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
+from alexnet_lightning.data.decode import decode
+from alexnet_lightning.data.fingerprint import fingerprint
+from alexnet_lightning.data.sources import Samples, find_samples, validate
 from alexnet_lightning.data.split import stratified_split, write_split
-from alexnet_lightning.data.stats import channel_stats, fixed_stats
+from alexnet_lightning.data.stats import channel_stats, fixed_stats, load_cached, save_cached
 from alexnet_lightning.errors import UserError
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
 
 
 class ImageDataset(Dataset):
@@ -46,12 +54,17 @@ def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Splits a source deterministically, computes normalization statistics, serves loaders."""
+    """Checks and splits a source deterministically, computes normalization statistics, serves loaders.
+
+    ``options`` go to the source (e.g. ``test_dir`` for catsdogs, ``download`` for mnist).
+    ``cache_dir`` keeps the file check and the statistics between runs.
+    """
 
     def __init__(
         self,
         source: str,
         data_dir: str | None = None,
+        options: dict[str, Any] | None = None,
         image_size: int = 224,
         channels: int = 3,
         batch_size: int = 64,
@@ -61,6 +74,7 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
         normalize: str = "dataset",
         augment: str = "light",
+        cache_dir: str | None = None,
         mean: list[float] | None = None,
         std: list[float] | None = None,
     ) -> None:
@@ -71,13 +85,16 @@ class ImageDataModule(L.LightningDataModule):
             raise UserError(f"augment={augment!r} is unknown: use one of {', '.join(T.PRESETS)}")
         if channels not in (1, 3):
             raise UserError(f"model.in_channels={channels} is not supported: use 1 or 3")
-        self.source, self.data_dir = source, data_dir
+        self.source, self.data_dir, self.options = source, data_dir, dict(options or {})
         self.image_size, self.channels = image_size, channels
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.normalize, self.augment = normalize, augment
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.samples: Samples | None = None
         self.splits: dict[str, list[int]] = {}
+        self.scan: Scan | None = None
+        self.bad_files: dict[str, str] = {}
         self.mean: list[float] = list(mean or [])  # given by a checkpoint (eval): not recomputed
         self.std: list[float] = list(std or [])
 
@@ -88,20 +105,82 @@ class ImageDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.samples is not None:
             return
-        self.samples = find_samples(self.source, self.data_dir)
-        self.splits = self.samples.splits or stratified_split(
-            self.samples.labels, self.val_fraction, self.test_fraction, self.seed
-        )
-        if self.mean and self.std:
-            return
-        self.mean, self.std = fixed_stats(self.normalize, self.channels) or channel_stats(
-            self._dataset("train", v2.Compose([T.resize_center_crop(self.image_size), T.to_float()])),
-            num_workers=self.num_workers,
-        )
+        self.load_samples()
+        if not (self.mean and self.std):
+            self.mean, self.std = self._stats()
+        log.info("normalization (%s): mean=%s std=%s", self.normalize, _rounded(self.mean), _rounded(self.std))
 
-    def write_split(self, path: Path) -> None:
-        """Write the item names of every split (``split.json`` in the run directory)."""
-        write_split(path, {name: [self.samples.describe(p) for p in pos] for name, pos in self.splits.items()})
+    def load_samples(self) -> None:
+        """Find the samples, exclude bad files, split; everything but the statistics."""
+        samples = find_samples(self.source, self.data_dir, self.options)
+        if samples.skipped:
+            log.info("ignored files: %s", ", ".join(f"{n} {why}" for why, n in sorted(samples.skipped.items())))
+        if samples.items and isinstance(samples.items[0], Path):
+            self.scan = scan_files(samples.items, self.cache_dir)
+            self.bad_files = self.scan.bad
+            if self.bad_files:
+                first = "; ".join(f"{p}: {r}" for p, r in list(self.bad_files.items())[:5])
+                log.warning("%d bad image files excluded (all in bad_files.txt): %s", len(self.bad_files), first)
+                samples = samples.subset([i for i, p in enumerate(samples.items) if str(p) not in self.bad_files])
+            # twice the training size keeps crops sharp; photos far larger than that decode at reduced scale
+            samples.load = functools.partial(decode, min_size=2 * self.image_size)
+        validate(samples, self.source, self.data_dir)
+        self.samples = samples
+        self.splits = self._split(samples)
+        if not self.splits["val"]:
+            raise UserError(
+                f"the validation split is empty ({len(samples.items)} images, data.val_fraction={self.val_fraction}): "
+                "raise data.val_fraction or add images"
+            )
+        counts = ", ".join(f"{name} {len(pos)}" for name, pos in self.splits.items())
+        log.info("%s: %d classes, %s images", self.source, len(samples.classes), counts)
+
+    def _split(self, samples: Samples) -> dict[str, list[int]]:
+        """Splits the data set ships are kept; the missing ones are carved out of its train part."""
+        given = samples.splits
+        taken = {p for pos in given.values() for p in pos}
+        pool = given.get("train") or [p for p in range(len(samples.items)) if p not in taken]
+        carved = stratified_split(
+            [samples.labels[p] for p in pool],
+            [samples.describe(p) for p in pool],
+            0.0 if "val" in given else self.val_fraction,
+            0.0 if "test" in given else self.test_fraction,
+            self.seed,
+        )
+        return {name: given.get(name) or [pool[i] for i in carved[name]] for name in SPLITS}
+
+    def _stats(self) -> tuple[list[float], list[float]]:
+        fixed = fixed_stats(self.normalize, self.channels)
+        if fixed:
+            return fixed
+        train = self.splits["train"]
+        key = fingerprint(
+            [self.samples.items[p] for p in train], self.source, self.data_dir, self.image_size, self.channels
+        )
+        cache = self.cache_dir / "stats" / f"{key}.json" if self.cache_dir else None
+        cached = load_cached(cache) if cache else None
+        if cached:
+            log.info("normalization statistics reused from %s", cache)
+            return cached
+        eval_steps = v2.Compose([T.resize_center_crop(self.image_size), T.to_float()])
+        mean, std = channel_stats(self._dataset("train", eval_steps), num_workers=self.num_workers)
+        if cache:
+            save_cached(cache, mean, std)
+        return mean, std
+
+    def split_items(self, split: str) -> tuple[list[Any], list[int]]:
+        """The items (paths or indices, for ``samples.load``) and labels of one split."""
+        positions = self.splits.get(split, [])
+        return [self.samples.items[p] for p in positions], [self.samples.labels[p] for p in positions]
+
+    def write_run_files(self, out_dir: Path) -> None:
+        """``split.json`` (item names per split) and ``bad_files.txt`` (path, tab, reason) in the run directory."""
+        out_dir = Path(out_dir)
+        write_split(
+            out_dir / "split.json",
+            {name: [self.samples.describe(p) for p in pos] for name, pos in self.splits.items()},
+        )
+        (out_dir / "bad_files.txt").write_text(format_bad_files(self.bad_files))
 
     def _dataset(self, split: str, transform: Callable) -> ImageDataset:
         return ImageDataset(self.samples, self.splits.get(split, []), self.channels, transform)
@@ -127,7 +206,10 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test" if self.splits.get("test") else "val")
+        if not self.splits.get("test"):
+            log.warning("no test split (data.test_fraction=0 and no test folder): testing on the validation split")
+            return self._loader("val")
+        return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
@@ -141,3 +223,7 @@ class ImageDataModule(L.LightningDataModule):
             "mean": list(self.mean),
             "std": list(self.std),
         }
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 4) for v in values]

@@ -3,18 +3,28 @@
 An item is whatever identifies one image (a path, an index into an array); ``load`` turns
 it into a uint8 CxHxW tensor. Decoding stays separate from augmentation and normalization
 so that a device-side path can replace the later steps.
+
+Folder sources sort their paths, so the same files give the same items on every machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from alexnet_lightning.data.decode import decode, is_image_path
 from alexnet_lightning.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 @dataclass
@@ -24,11 +34,176 @@ class Samples:
     classes: list[str]
     load: Callable[[Any], torch.Tensor]
     splits: dict[str, list[int]] = field(default_factory=dict)
-    """Positions into ``items`` per split when the data set ships its own splits."""
+    """Positions into ``items`` of the splits the data set ships (some or all of train/val/test)."""
+    root: Path | None = None
+    """Folder that item paths are shown relative to."""
+    skipped: Counter = field(default_factory=Counter)
+    """Files that are not samples, by why: hidden, not an image, no class in the name."""
 
     def describe(self, i: int) -> str:
         """A stable, human-readable name of item ``i`` for split files and reports."""
-        return str(self.items[i])
+        item = self.items[i]
+        if isinstance(item, Path) and self.root is not None and item.is_relative_to(self.root):
+            return item.relative_to(self.root).as_posix()
+        return str(item)
+
+    def subset(self, keep: Sequence[int]) -> Samples:
+        """The same source restricted to positions ``keep`` (e.g. without bad files)."""
+        new_position = {old: new for new, old in enumerate(keep)}
+        splits = {name: [new_position[p] for p in pos if p in new_position] for name, pos in self.splits.items()}
+        return Samples(
+            items=[self.items[p] for p in keep],
+            labels=[self.labels[p] for p in keep],
+            classes=self.classes,
+            load=self.load,
+            splits=splits,
+            root=self.root,
+            skipped=self.skipped,
+        )
+
+
+def _folder(data_dir: str | None, key: str = "data_dir") -> Path:
+    if data_dir is None:
+        raise UserError(f"{key} is not set: pass {key}=/path/to/your/images")
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise UserError(f"{key}={data_dir} is not a folder: check the path")
+    return path
+
+
+def image_files(folder: Path, skipped: Counter) -> list[Path]:
+    """All images below ``folder``, sorted; hidden files/folders and non-images are counted in ``skipped``."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            if path.is_file():
+                skipped["hidden"] += 1
+        elif path.is_file():
+            if is_image_path(path):
+                found.append(path)
+            else:
+                skipped["not an image"] += 1
+    return found
+
+
+def catsdogs(data_dir: str | None, classes: Sequence[str] = ("cat", "dog"), test_dir: str | None = None) -> Samples:
+    """A flat Kaggle folder, label = file-name prefix before the first dot (``cat.123.jpg``).
+
+    Nothing is moved. ``test_dir`` (same naming, e.g. a labelled holdout) becomes the test split.
+    """
+    classes = [c.lower() for c in classes]
+    skipped: Counter = Counter()
+    items, labels, unmatched = [], [], []
+    folders = [(_folder(data_dir), None)] + ([(_folder(test_dir, "data.options.test_dir"), "test")] if test_dir else [])
+    splits: dict[str, list[int]] = {}
+    for folder, split in folders:
+        for path in image_files(folder, skipped):
+            prefix = path.name.split(".")[0].lower()
+            if prefix in classes:
+                if split:
+                    splits.setdefault(split, []).append(len(items))
+                items.append(path)
+                labels.append(classes.index(prefix))
+            else:
+                unmatched.append(path)
+    if unmatched:
+        skipped["no class in the name"] = len(unmatched)
+        shown = ", ".join(p.name for p in unmatched[:5])
+        log.warning(
+            "%d files match no class prefix (%s) and are ignored: %s%s",
+            len(unmatched),
+            "/".join(classes),
+            shown,
+            ", ..." if len(unmatched) > 5 else "",
+        )
+    return Samples(items, labels, classes, decode, splits=splits, root=_folder(data_dir), skipped=skipped)
+
+
+def _class_folders(
+    folder: Path, classes: list[str] | None, skipped: Counter
+) -> tuple[list[Path], list[int], list[str]]:
+    """Images of ``folder/<class>/**``; the class list comes from the first folder read."""
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        classes = names
+    items, labels = [], []
+    for name in names:
+        if name not in classes:
+            raise UserError(f"{folder / name} is a class that the training folder lacks: rename or remove it")
+        for path in image_files(folder / name, skipped):
+            items.append(path)
+            labels.append(classes.index(name))
+    loose = sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if loose:
+        skipped["outside class folders"] += loose
+    return items, labels, classes
+
+
+def imagefolder(data_dir: str | None, test_dir: str | None = None) -> Samples:
+    """``data_dir/<class>/...`` or ``data_dir/{train,val,test}/<class>/...`` (splits as given)."""
+    root = _folder(data_dir)
+    subfolders = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    given = {SPLIT_FOLDERS[name]: path for name, path in subfolders.items() if name in SPLIT_FOLDERS}
+    if "train" in given and len(given) == len(subfolders):
+        parts = sorted(given.items(), key=lambda kv: ("train", "val", "test").index(kv[0]))
+    else:
+        parts = [("", root)]
+    if test_dir:
+        parts.append(("test", _folder(test_dir, "data.options.test_dir")))
+    skipped: Counter = Counter()
+    items, labels, splits, classes = [], [], {}, None
+    for split, folder in parts:
+        found, found_labels, classes = _class_folders(folder, classes, skipped)
+        if split:
+            splits[split] = list(range(len(items), len(items) + len(found)))
+        items += found
+        labels += found_labels
+    return Samples(items, labels, classes or [], decode, splits=splits, root=root, skipped=skipped)
+
+
+def _torchvision(name: str, data_dir: str | None, download: bool) -> Samples:
+    """MNIST, FashionMNIST or CIFAR10 through torchvision; train then test, test as given."""
+    from torchvision import datasets
+
+    root = Path(data_dir or ".").expanduser()
+    where = {"MNIST": "MNIST/raw/", "FashionMNIST": "FashionMNIST/raw/", "CIFAR10": "cifar-10-batches-py/"}[name]
+    try:
+        parts = [getattr(datasets, name)(str(root), train=train, download=download) for train in (True, False)]
+    except (RuntimeError, OSError) as e:  # missing or corrupt files, or no network for download=True
+        how = "the download failed" if download else "they are missing"
+        raise UserError(
+            f"{name} files under {root} cannot be read ({how}): put the original files into {root / where} "
+            "(from the official site or a copy), or pass data.options.download=true on a machine with internet"
+        ) from e
+    images = [torch.as_tensor(np.asarray(p.data)) for p in parts]
+    images = torch.cat([x.unsqueeze(1) if x.ndim == 3 and name != "CIFAR10" else x.permute(0, 3, 1, 2) for x in images])
+    labels = [int(y) for p in parts for y in p.targets]
+    n_train = len(parts[0].targets)
+    samples = Samples(
+        items=list(range(len(labels))),
+        labels=labels,
+        classes=list(parts[0].classes),
+        load=images.__getitem__,
+        splits={"test": list(range(n_train, len(labels)))},
+    )
+    samples.describe = lambda i: f"{name}:{'train' if i < n_train else 'test'}:{i if i < n_train else i - n_train}"  # type: ignore[method-assign]
+    return samples
+
+
+def mnist(data_dir: str | None, download: bool = False) -> Samples:
+    return _torchvision("MNIST", data_dir, download)
+
+
+def fashion_mnist(data_dir: str | None, download: bool = False) -> Samples:
+    return _torchvision("FashionMNIST", data_dir, download)
+
+
+def cifar10(data_dir: str | None, download: bool = False) -> Samples:
+    """torchvision's pickles, or the image-folder form (``train/<class>/``, ``test/<class>/``)."""
+    root = _folder(data_dir)
+    if (root / "train").is_dir() and not (root / "cifar-10-batches-py").is_dir():
+        return imagefolder(data_dir)
+    return _torchvision("CIFAR10", data_dir, download)
 
 
 def digits(data_dir: str | None = None) -> Samples:
@@ -41,28 +216,44 @@ def digits(data_dir: str | None = None) -> Samples:
         items=list(range(len(images))),
         labels=[int(y) for y in bunch.target],
         classes=[str(c) for c in bunch.target_names],
-        load=lambda i: images[i],
+        load=images.__getitem__,
     )
     samples.describe = lambda i: f"digits:{i}"  # type: ignore[method-assign]
     return samples
 
 
-SOURCES: dict[str, Callable[..., Samples]] = {"digits": digits}
+SOURCES: dict[str, Callable[..., Samples]] = {
+    "digits": digits,
+    "catsdogs": catsdogs,
+    "imagefolder": imagefolder,
+    "mnist": mnist,
+    "fashion_mnist": fashion_mnist,
+    "cifar10": cifar10,
+}
 
 
-def find_samples(source: str, data_dir: str | None) -> Samples:
-    """Look the source up by name and check that it yields a usable data set."""
+def find_samples(source: str, data_dir: str | None, options: dict[str, Any] | None = None) -> Samples:
+    """Look the source up by name and call it with its ``data.options``."""
     if source not in SOURCES:
         raise UserError(f"unknown data source {source!r}: use one of {', '.join(SOURCES)}")
-    samples = SOURCES[source](data_dir)
+    try:
+        return SOURCES[source](data_dir, **(options or {}))
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        raise UserError(f"data.options for {source!r}: {str(e).split('() ')[-1]}") from None
+
+
+def validate(samples: Samples, source: str, data_dir: str | None) -> None:
+    """One clear error for a data set no classifier can learn from."""
     if not samples.items:
-        raise UserError(f"data set {source!r} in {data_dir} is empty: no images found")
+        raise UserError(f"data set {source!r} in {data_dir} is empty: no usable images found")
     present = set(samples.labels)
     if len(present) < 2:
         raise UserError(
-            f"data set {source!r} in {data_dir} has only one class ({samples.classes}): a classifier needs at least two"
+            f"data set {source!r} in {data_dir} has only one class ({samples.classes[min(present)]}): "
+            "a classifier needs at least two"
         )
     empty = [c for i, c in enumerate(samples.classes) if i not in present]
     if empty:
-        raise UserError(f"class folders without images: {', '.join(empty)}; add images or remove them")
-    return samples
+        raise UserError(f"class folders without usable images: {', '.join(empty)}; add images or remove them")

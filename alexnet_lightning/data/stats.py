@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import torch
+from rich.progress import track
 from torch.utils.data import DataLoader, Dataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -17,7 +22,7 @@ def channel_stats(dataset: Dataset, batch_size: int = 256, num_workers: int = 0)
     total = sq = None
     count = 0
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    for images, _ in loader:
+    for images, _ in track(loader, description="normalization statistics", transient=True):
         x = images.to(torch.float64).transpose(0, 1).flatten(1)
         total = x.sum(1) if total is None else total + x.sum(1)
         sq = (x * x).sum(1) if sq is None else sq + (x * x).sum(1)
@@ -25,6 +30,22 @@ def channel_stats(dataset: Dataset, batch_size: int = 256, num_workers: int = 0)
     mean = total / count
     std = (sq / count - mean * mean).clamp_min(0).sqrt()
     return mean.tolist(), std.tolist()
+
+
+def load_cached(path: Path) -> tuple[list[float], list[float]] | None:
+    """Statistics saved by an earlier run with the same training files and size, if any."""
+    try:
+        saved = json.loads(path.read_text())
+        return [float(v) for v in saved["mean"]], [float(v) for v in saved["std"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_cached(path: Path, mean: list[float], std: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"mean": mean, "std": std}))
+    tmp.replace(path)  # atomic: runs of a sweep share the cache
 
 
 def fixed_stats(normalize: str, channels: int) -> tuple[list[float], list[float]] | None:
