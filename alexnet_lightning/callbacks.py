@@ -158,12 +158,17 @@ def _misclassified_figure(
 
 
 class RandomStateCheckpoint(L.Callback):
-    """Save the random generators with each checkpoint and restore them on resume.
+    """Save the random generators with each checkpoint and restore them when training resumes.
 
     Lightning restores weights, optimizer, scheduler and loop counters but re-seeds the generators,
-    so without this a resumed run shuffles and augments differently from the run it continues.
-    Stored as tensors and plain lists, so checkpoints still load with ``weights_only=True``.
+    so without this a resumed run shuffles, augments and drops out differently from the run it
+    continues. The state is applied at ``on_train_start``, after the sanity check, whose validation
+    loader draws from the generator too. Stored as a tensor and plain lists, so checkpoints still
+    load with ``weights_only=True``.
     """
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         np_state = np.random.get_state()
@@ -174,10 +179,16 @@ class RandomStateCheckpoint(L.Callback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict["torch"])
-        random.setstate(_as_tuples(state_dict["python"]))
-        name, keys, *rest = state_dict["numpy"]
+        self.pending = state_dict
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.pending is None:
+            return
+        torch.set_rng_state(self.pending["torch"])
+        random.setstate(_as_tuples(self.pending["python"]))
+        name, keys, *rest = self.pending["numpy"]
         np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+        self.pending = None
 
 
 def _as_tuples(value: Any) -> Any:

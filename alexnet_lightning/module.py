@@ -7,6 +7,7 @@ describes itself and loads with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -72,6 +73,7 @@ class AlexNetClassifier(L.LightningModule):
         self.val_metrics = _accuracies(len(class_names)).clone(prefix="val/")
         self.test_metrics = _accuracies(len(class_names)).clone(prefix="test/")
         self.val_acc_best = MaxMetric()
+        self.restored_acc_best: float | None = None
 
     def _check_input_size(self, channels: int, size: int) -> None:
         """Fail before training if the image size shrinks to nothing inside the network."""
@@ -114,7 +116,16 @@ class AlexNetClassifier(L.LightningModule):
         return self._step(batch, self.train_metrics, "train")[0]
 
     def on_train_start(self) -> None:
-        self.val_acc_best.reset()  # forget the sanity check's accuracy
+        self.val_acc_best.reset()  # forget the sanity check's accuracy, not the resumed run's best
+        if self.restored_acc_best is not None:
+            self.val_acc_best.update(torch.tensor(self.restored_acc_best, device=self.device))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["val_acc_best"] = float(self.val_acc_best.max_value)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        best = checkpoint.get("val_acc_best")
+        self.restored_acc_best = best if best is not None and math.isfinite(best) else None
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """The logits go to callbacks (confusion matrix, misclassified images) through ``outputs``."""

@@ -54,9 +54,10 @@ def record_run(cfg: DictConfig) -> Iterator[RunRecord]:
     record = RunRecord()
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     start = time.perf_counter()
-    error = None
+    error = "interrupted"  # until the run completes or raises an Exception (KeyboardInterrupt, SIGTERM: stays)
     try:
         yield record
+        error = None
         record.objective = record.metrics.get(cfg.optimized_metric, math.nan)
     except Exception as e:
         user_error = find_user_error(e)
