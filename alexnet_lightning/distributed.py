@@ -22,6 +22,7 @@ def pin_ddp_children_to_this_job(trainer: L.Trainer) -> None:
     if not HydraConfig.initialized() or not isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
         return
     hydra_cfg = HydraConfig.get()
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN"]
+    # a single run (not the sweep), logging to the console only: rank 0 owns the run's files
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN", "hydra/job_logging=disabled"]
     with read_write(hydra_cfg):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir

@@ -48,19 +48,19 @@ def test_killed_run_resumes_to_the_same_result_as_one_go(make_cfg, tmp_path: Pat
     run = tmp_path / "killed"
     args = ["-m", "alexnet_lightning.train", *COMMON, f"hydra.run.dir={run}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = (tmp_path / "killed.log").open("w")  # a file, not a pipe: a full pipe would stall the run
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     try:
         while _ckpt_epoch(last) < 1:  # epoch index 1: the second epoch is checkpointed
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "no checkpoint of epoch 2 within 4 minutes"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
+        log.close()
     killed_at = _ckpt_epoch(last)
     assert killed_at < EPOCHS - 1, "the run finished before it could be killed: make its epochs longer"
 
