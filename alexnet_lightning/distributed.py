@@ -10,11 +10,29 @@ pinning ``run.dir`` to the job's output directory makes every child join the job
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import read_write
+
+
+@contextmanager
+def ddp_job(trainer: L.Trainer) -> Iterator[None]:
+    """Fit and test inside: DDP children join this job, and its process group ends with it.
+
+    Lightning destroys the process group only at exit; the next job of a ``-m`` sweep would reuse it
+    while its new children wait on a fresh one, and hang.
+    """
+    pin_ddp_children_to_this_job(trainer)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def pin_ddp_children_to_this_job(trainer: L.Trainer) -> None:

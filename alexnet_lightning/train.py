@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from alexnet_lightning import resolvers
 from alexnet_lightning.console import print_config_tree
-from alexnet_lightning.distributed import pin_ddp_children_to_this_job
+from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.errors import exit_on_user_error
 from alexnet_lightning.module import AlexNetClassifier
 from alexnet_lightning.sweep import record_run
@@ -59,21 +59,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     for logger in trainer.loggers:
         logger.log_hyperparams({"tags": list(cfg.tags), "seed": cfg.seed})
-    pin_ddp_children_to_this_job(trainer)
-
-    if cfg.train:
-        if not cfg.ckpt_path:
-            tune(trainer, model, datamodule, cfg.tune, out)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    metrics["epochs"] = trainer.current_epoch
-    if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        ckpt = best or (cfg.ckpt_path if not cfg.train else None)
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        if "test/acc" in metrics and rank_zero:
-            print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {out})")
+    with ddp_job(trainer):
+        if cfg.train:
+            if not cfg.ckpt_path:
+                tune(trainer, model, datamodule, cfg.tune, out)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics["epochs"] = trainer.current_epoch
+        if cfg.test:
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            ckpt = best or (cfg.ckpt_path if not cfg.train else None)
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+            if "test/acc" in metrics and rank_zero:
+                print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {out})")
     metrics["objective"] = metrics.get(cfg.optimized_metric, float("nan"))
     return metrics
 

@@ -39,10 +39,11 @@ def test_ddp_sim_sweep_fits_and_tests_with_global_metrics(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
-    # the -m sweep ran once (no child re-ran it) and only rank 0's directories and files exist
+    # the -m sweep ran its two jobs once each (no child re-ran the sweep or hung on the previous job's
+    # process group) and only rank 0's directories and files exist
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]
-    run = sweep / "0"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    run = sweep / "1"
     assert not list(run.glob("*ddp_process*")), "rank 1 wrote its own log into the run directory"
     assert (sweep / "summary.csv").is_file()
     record = json.loads((run / "metrics.json").read_text())

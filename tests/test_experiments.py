@@ -30,7 +30,7 @@ def _data(name: str, root: Path, monkeypatch) -> Path:
         return fixtures.make_fake_mnist(root)
     if name == "cifar10":
         fixtures.accept_fake_cifar10(monkeypatch)
-        return fixtures.make_fake_cifar10(root)
+        return fixtures.make_fake_cifar10(root, n_train=200)
     raise AssertionError(f"no test data for experiment {name}")
 
 
