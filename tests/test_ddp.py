@@ -32,6 +32,7 @@ def test_ddp_sim_sweep_fits_and_tests_with_global_metrics(tmp_path: Path) -> Non
         "alexnet_lightning.train",
         "-m",
         "trainer=ddp_sim",
+        "seed=0,1",
         *LIMITS,
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,

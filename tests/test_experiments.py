@@ -86,6 +86,9 @@ RECIPES: dict[str, Callable] = {
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_dataset_experiment_runs_with_trainer_debug(make_cfg, tmp_path: Path, monkeypatch, name: str) -> None:
     root = _data(name, tmp_path / "data", monkeypatch)
+    recipe = make_cfg(f"experiment={name}", f"data_dir={root}")
+    assert RECIPES[name](recipe), f"experiment={name} no longer sets its recipe"
+    assert recipe.trainer.precision == ("16-mixed" if torch.cuda.is_available() else "32-true")
     cfg = make_cfg(
         f"experiment={name}",
         "trainer=debug",
@@ -94,8 +97,6 @@ def test_dataset_experiment_runs_with_trainer_debug(make_cfg, tmp_path: Path, mo
         "data.num_workers=0",
         "data.batch_size=4",
     )
-    assert RECIPES[name](cfg), f"experiment={name} no longer sets its recipe"
-    assert cfg.trainer.precision == ("16-mixed" if torch.cuda.is_available() else "32-true")
     assert "test/acc" in train(cfg)
 
 
