@@ -1,15 +1,47 @@
-"""Lightning callbacks of this template."""
+"""Lightning callbacks beyond Lightning's own: curves.png, TensorBoard images and hparams, exact resume.
+
+The TensorBoard callbacks do nothing when no TensorBoardLogger is configured (e.g. ``logger=csv``).
+"""
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.tensorboard.summary import hparams
+from torchmetrics.classification import MulticlassConfusionMatrix
+from torchvision.utils import make_grid
 
 from alexnet_lightning import plots
 
 CURVE_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
+FINAL_METRICS = ("val/acc_best", "val/acc", "val/loss", "train/loss", "test/acc", "test/loss")
+
+
+def _tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
+    return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+def _denormalize(x: torch.Tensor, module: L.LightningModule) -> torch.Tensor:
+    """Back to [0, 1] for display, using the statistics the checkpoint carries."""
+    return plots.denormalize(x.float(), module.hparams.mean, module.hparams.std)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, (int, float, str, bool)):
+        out[prefix] = value
+    elif value is None:
+        out[prefix] = "null"
 
 
 class TrainingCurves(L.Callback):
@@ -36,3 +68,123 @@ class TrainingCurves(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and any(self.series.values()):
             plots.save(plots.curves(self.series), self.path)
+
+
+class HParamsSummary(L.Callback):
+    """Write TensorBoard's HPARAMS entry so sweep runs can be compared on their final metrics.
+
+    The entry names the metric tags; TensorBoard shows each tag's last logged value, so it is written
+    once at the start and shows the final (best, test) values as soon as they are logged.
+    """
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        tb = _tensorboard(trainer)
+        if tb is None:
+            return
+        params: dict[str, Any] = {}
+        keep = ("model", "optimizer", "scheduler", "label_smoothing", "image_size")
+        _flatten("", {k: v for k, v in pl_module.hparams.items() if k in keep}, params)
+        datamodule = trainer.datamodule
+        for key in ("batch_size", "augment", "normalize"):
+            if hasattr(datamodule, key):
+                params[f"data.{key}"] = getattr(datamodule, key)
+        params.update(max_epochs=trainer.max_epochs or -1, accumulate_grad_batches=trainer.accumulate_grad_batches)
+        for summary in hparams(params, dict.fromkeys(FINAL_METRICS, 0.0)):
+            tb.experiment._get_file_writer().add_summary(summary)
+
+
+class AugmentedImageGrid(L.Callback):
+    """At the start of training, show ``n`` training images as the model sees them (augmented)."""
+
+    def __init__(self, n: int = 32) -> None:
+        self.n = n
+
+    @rank_zero_only
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        tb = _tensorboard(trainer)
+        dataset = getattr(trainer.train_dataloader, "dataset", None)
+        if tb is None or dataset is None or len(dataset) == 0:
+            return
+        with torch.random.fork_rng(devices=[]):  # leave the training's random stream as it was
+            images = torch.stack([dataset[i][0] for i in range(min(self.n, len(dataset)))])
+        grid = make_grid(_denormalize(images, pl_module), nrow=8)
+        tb.experiment.add_image("train/augmented_images", grid, trainer.global_step)
+
+
+class ValidationImages(L.Callback):
+    """Each validation epoch: the confusion matrix and up to ``n_misclassified`` misclassified images."""
+
+    def __init__(self, n_misclassified: int = 16) -> None:
+        self.n_misclassified = n_misclassified
+        self.confusion: MulticlassConfusionMatrix | None = None
+        self.wrong: list[tuple[torch.Tensor, int, int]] = []
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        n = len(pl_module.hparams.class_names)
+        if self.confusion is None:
+            self.confusion = MulticlassConfusionMatrix(n).to(pl_module.device)
+        self.confusion.reset()
+        self.wrong = []
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, *args: Any
+    ) -> None:
+        if not isinstance(outputs, dict) or "logits" not in outputs:
+            return
+        x, y = batch
+        pred = outputs["logits"].argmax(dim=1)
+        self.confusion.update(pred, y)
+        for i in torch.nonzero(pred != y).flatten().tolist()[: self.n_misclassified - len(self.wrong)]:
+            self.wrong.append((x[i].detach().cpu(), int(y[i]), int(pred[i])))
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        matrix = self.confusion.compute().cpu()  # summed over all DDP ranks
+        tb = _tensorboard(trainer)
+        if trainer.sanity_checking or tb is None or trainer.global_rank != 0:
+            return
+        names = list(pl_module.hparams.class_names)
+        tb.experiment.add_figure("val/confusion_matrix", plots.confusion(matrix.numpy(), names), trainer.global_step)
+        if self.wrong:
+            images = [_denormalize(image[None], pl_module)[0] for image, _, _ in self.wrong]
+            titles = [f"{names[true]} -> {names[pred]}" for _, true, pred in self.wrong]
+            tb.experiment.add_figure("val/misclassified", plots.image_grid(images, titles), trainer.global_step)
+
+
+class RandomStateCheckpoint(L.Callback):
+    """Save the random generators with each checkpoint and restore them when training resumes.
+
+    Lightning restores weights, optimizer, scheduler and loop counters but re-seeds the generators,
+    so without this a resumed run shuffles, augments and drops out differently from the run it
+    continues. The state is applied at ``on_train_start``, after the sanity check, whose validation
+    loader draws from the generator too. Stored as a tensor and plain lists, so checkpoints still
+    load with ``weights_only=True``.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.pending = state_dict
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.pending is None:
+            return
+        torch.set_rng_state(self.pending["torch"])
+        random.setstate(_as_tuples(self.pending["python"]))
+        name, keys, *rest = self.pending["numpy"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+        self.pending = None
+
+
+def _as_tuples(value: Any) -> Any:
+    """random.setstate wants the tuples it gave; a checkpoint round trip may turn them into lists."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value

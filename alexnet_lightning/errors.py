@@ -14,7 +14,7 @@ class UserError(Exception):
     """Raised for mistakes a user can fix (a path, a config value); shown as one line."""
 
 
-def _user_error(exc: BaseException | None) -> UserError | None:
+def find_user_error(exc: BaseException | None) -> UserError | None:
     """The UserError behind ``exc``, also when Hydra's instantiate wrapped it."""
     while exc is not None:
         if isinstance(exc, UserError):
@@ -31,7 +31,7 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except Exception as e:
-            user_error = _user_error(e)
+            user_error = find_user_error(e)
             if user_error is None:
                 raise
             print(f"error: {user_error}", file=sys.stderr)

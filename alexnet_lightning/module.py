@@ -7,6 +7,7 @@ describes itself and loads with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -37,6 +38,9 @@ def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str
     ]
 
 
+RUNTIME_OPTIONS = ("compile", "channels_last")  # how to run the network, not what it is
+
+
 def model_option(cfg: dict[str, Any], key: str) -> Any:
     return cfg.get(key, "default")
 
@@ -56,14 +60,20 @@ class AlexNetClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = instantiate(model, num_classes=len(class_names), in_channels=in_channels)
+        net_cfg = {k: v for k, v in model.items() if k not in RUNTIME_OPTIONS}
+        self.net = instantiate(net_cfg, num_classes=len(class_names), in_channels=in_channels)
         self._check_input_size(in_channels, image_size)
+        self.memory_format = torch.channels_last if model.get("channels_last") else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
+        if model.get("compile"):
+            self.net.compile()  # in place: parameter names, and so checkpoints, stay those of the plain network
         self._check_optimizer(optimizer)
         self.label_smoothing = label_smoothing
         self.train_metrics = _accuracies(len(class_names)).clone(prefix="train/")
         self.val_metrics = _accuracies(len(class_names)).clone(prefix="val/")
         self.test_metrics = _accuracies(len(class_names)).clone(prefix="test/")
         self.val_acc_best = MaxMetric()
+        self.restored_acc_best: float | None = None
 
     def _check_input_size(self, channels: int, size: int) -> None:
         """Fail before training if the image size shrinks to nothing inside the network."""
@@ -89,25 +99,37 @@ class AlexNetClassifier(L.LightningModule):
             raise UserError(f"optimizer config rejected: {e}") from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=self.memory_format))
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, stage: str) -> torch.Tensor:
+    def _step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, stage: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         metrics.update(logits, y)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-        return loss
+        return loss, logits
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, self.train_metrics, "train")
+        return self._step(batch, self.train_metrics, "train")[0]
 
     def on_train_start(self) -> None:
-        self.val_acc_best.reset()  # forget the sanity check's accuracy
+        self.val_acc_best.reset()  # forget the sanity check's accuracy, not the resumed run's best
+        if self.restored_acc_best is not None:
+            self.val_acc_best.update(torch.tensor(self.restored_acc_best, device=self.device))
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.val_metrics, "val")
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["val_acc_best"] = float(self.val_acc_best.max_value)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        best = checkpoint.get("val_acc_best")
+        self.restored_acc_best = best if best is not None and math.isfinite(best) else None
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """The logits go to callbacks (confusion matrix, misclassified images) through ``outputs``."""
+        return {"logits": self._step(batch, self.val_metrics, "val")[1].detach()}
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best.update(self.val_metrics["acc"].compute())

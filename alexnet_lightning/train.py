@@ -10,11 +10,18 @@ from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from alexnet_lightning import resolvers
 from alexnet_lightning.console import print_config_tree
+from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.errors import exit_on_user_error
 from alexnet_lightning.module import AlexNetClassifier
+from alexnet_lightning.sweep import record_run
+from alexnet_lightning.tune import tune
+
+resolvers.register()
 
 
 def _plain(cfg: DictConfig | None) -> Any:
@@ -28,13 +35,16 @@ def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one experiment and return its final metrics (the sweepers' objective among them)."""
     out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config_resolved.yaml", resolve=True)
+    rank_zero = rank_zero_only.rank == 0  # DDP's other ranks share rank 0's run directory and write nothing
+    if rank_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, out / "config_resolved.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
-    datamodule.write_run_files(out)
+    if rank_zero:
+        datamodule.write_run_files(out)
 
     model = AlexNetClassifier(
         model=_plain(cfg.model),
@@ -49,17 +59,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     for logger in trainer.loggers:
         logger.log_hyperparams({"tags": list(cfg.tags), "seed": cfg.seed})
-
-    if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        ckpt = best or (cfg.ckpt_path if not cfg.train else None)
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        if "test/acc" in metrics:
-            print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {out})")
+    with ddp_job(trainer):
+        if cfg.train:
+            if not cfg.ckpt_path:
+                tune(trainer, model, datamodule, cfg.tune, out)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics["epochs"] = trainer.current_epoch
+        if cfg.test:
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            ckpt = best or (cfg.ckpt_path if not cfg.train else None)
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+            if "test/acc" in metrics and rank_zero:
+                print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {out})")
     metrics["objective"] = metrics.get(cfg.optimized_metric, float("nan"))
     return metrics
 
@@ -67,8 +80,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
-    print_config_tree(cfg)
-    return train(cfg)["objective"]
+    if rank_zero_only.rank == 0:
+        print_config_tree(cfg)
+    with record_run(cfg) as record:
+        record.metrics = train(cfg)
+    return record.objective
 
 
 if __name__ == "__main__":

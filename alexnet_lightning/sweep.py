@@ -1,0 +1,194 @@
+"""Sweeps: each run records what it did in ``metrics.json``; the sweep ends with a summary of all runs.
+
+A run that fails inside a ``-m`` sweep is recorded with its error and returns NaN, so Hydra's
+launchers and the Optuna sweeper go on with the next run instead of aborting the whole sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from alexnet_lightning.errors import find_user_error
+
+log = logging.getLogger(__name__)
+
+RECORD = "metrics.json"
+COLUMNS = ["val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss"]
+
+
+@dataclass
+class RunRecord:
+    """What ``record_run`` fills in: the metrics of ``train()``; ``objective`` is NaN for a failed run."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    objective: float = math.nan
+
+
+def _in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@contextmanager
+def record_run(cfg: DictConfig) -> Iterator[RunRecord]:
+    """Time the run and write ``metrics.json`` in its directory, also when it fails.
+
+    Inside a sweep a failure is logged and swallowed (the sweep goes on); in a single run it propagates.
+    """
+    record = RunRecord()
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    start = time.perf_counter()
+    error = "interrupted"  # until the run completes or raises an Exception (KeyboardInterrupt, SIGTERM: stays)
+    try:
+        yield record
+        error = None
+        record.objective = record.metrics.get(cfg.optimized_metric, math.nan)
+    except Exception as e:
+        user_error = find_user_error(e)
+        error = str(user_error) if user_error else f"{type(e).__name__}: {e}".splitlines()[0]
+        if not _in_sweep():
+            raise
+        if user_error:
+            print(f"error: {user_error}", file=sys.stderr)
+        else:
+            log.error("run failed, the sweep goes on:\n%s", traceback.format_exc())
+    finally:
+        if rank_zero_only.rank == 0:
+            out = Path(cfg.paths.output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            payload = {
+                "status": "failed" if error else "ok",
+                "error": error,
+                "overrides": overrides,
+                "metrics": record.metrics,
+                "objective": record.objective,
+                "wall_s": round(time.perf_counter() - start, 2),
+                "run_dir": str(out),
+            }
+            (out / RECORD).write_text(json.dumps(payload, indent=2, allow_nan=True))
+
+
+def _row(path: Path, sweep_dir: Path) -> dict[str, Any]:
+    rec = json.loads(path.read_text())
+    metrics = rec.get("metrics", {})
+    return {
+        "run": path.parent.relative_to(sweep_dir).as_posix(),
+        "overrides": " ".join(rec.get("overrides", [])),
+        "status": rec["status"],
+        "objective": rec["objective"],
+        **{c: metrics.get(c, math.nan) for c in COLUMNS},
+        "epochs": metrics.get("epochs", math.nan),
+        "wall_s": rec["wall_s"],
+        "run_dir": rec["run_dir"],
+        "error": rec.get("error") or "",
+    }
+
+
+def _run_order(path: Path) -> tuple[int, str]:
+    name = path.parent.name
+    return (int(name), "") if name.isdigit() else (1 << 30, name)
+
+
+def summarize(sweep_dir: Path, metric: str, maximize: bool) -> pd.DataFrame:
+    """One row per run of the sweep (failed runs included), in launch order."""
+    records = sorted(sweep_dir.glob(f"*/{RECORD}"), key=_run_order)
+    frame = pd.DataFrame([_row(p, sweep_dir) for p in records])
+    frame.attrs.update(metric=metric, maximize=maximize)
+    return frame
+
+
+def best_run(frame: pd.DataFrame) -> pd.Series | None:
+    ok = frame[(frame.status == "ok") & frame.objective.notna()]
+    if ok.empty:
+        return None
+    return ok.loc[ok.objective.idxmax() if frame.attrs["maximize"] else ok.objective.idxmin()]
+
+
+def _markdown(frame: pd.DataFrame, best: pd.Series | None, extra: dict[str, Any]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.4g}"
+        return str(v).replace("|", "\\|")
+
+    lines = [f"# Sweep summary: {len(frame)} runs, objective `{frame.attrs['metric']}`", ""]
+    if best is not None:
+        lines += [f"Best run: **{best.run}** (`{best.overrides}`), objective {best.objective:.4f}", ""]
+    lines += ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    for title, value in extra.items():
+        lines += ["", f"## {title}", "", "```yaml", OmegaConf.to_yaml(value).strip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(frame: pd.DataFrame, best: pd.Series | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(frame) + 2), 4))
+    values = frame.objective.fillna(0.0)
+    colors = ["tab:red" if s != "ok" else "tab:blue" for s in frame.status]
+    if best is not None:
+        colors[frame.index.get_loc(best.name)] = "tab:green"
+    positions = range(len(frame))
+    ax.bar(positions, values, color=colors)
+    ax.set_xticks(positions, frame.run.astype(str))
+    ax.set_xlabel("run (red: failed, green: best)")
+    ax.set_ylabel(frame.attrs["metric"])
+    ax.set_title("objective per run")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_summary(sweep_dir: Path, metric: str, maximize: bool) -> pd.DataFrame:
+    """Write summary.csv, summary.md and summary.png into the sweep directory and name the best run."""
+    frame = summarize(sweep_dir, metric, maximize)
+    if frame.empty:
+        log.warning("no run of the sweep in %s wrote %s: nothing to summarize", sweep_dir, RECORD)
+        return frame
+    best = best_run(frame)
+    extra = {}
+    optuna_results = sweep_dir / "optimization_results.yaml"
+    if optuna_results.is_file():
+        extra["Optuna's best parameters"] = OmegaConf.load(optuna_results)
+    frame.to_csv(sweep_dir / "summary.csv", index=False)
+    (sweep_dir / "summary.md").write_text(_markdown(frame, best, extra))
+    _plot(frame, best, sweep_dir / "summary.png")
+    failed = int((frame.status != "ok").sum())
+    where = sweep_dir / "summary.md"
+    if best is None:
+        print(f"sweep: all {len(frame)} runs failed; see {where}")
+    else:
+        print(
+            f"sweep: {len(frame)} runs ({failed} failed); best run {best.run} ({best.overrides}) "
+            f"{metric}={best.objective:.4f} in {best.run_dir}; summary: {where}"
+        )
+    return frame
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a ``-m`` sweep, summarize its runs into the sweep directory."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        metric = config.optimized_metric
+        direction = OmegaConf.select(config, "hydra.sweeper.direction", default=None)
+        maximize = direction != "minimize" if direction else "loss" not in metric
+        write_summary(Path(config.hydra.sweep.dir), metric, maximize)

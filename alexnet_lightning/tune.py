@@ -1,0 +1,39 @@
+"""Lightning's Tuner behind ``tune.batch_size`` and ``tune.lr_find``: run before ``fit``, results kept.
+
+The batch size finder doubles ``data.batch_size`` until memory runs out (on a CPU it stops after
+``tune.batch_size_trials`` doublings); the learning-rate finder sweeps the lr over
+``tune.lr_find_steps`` steps, saves its plot and the run then trains with the suggestion.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.tuner import Tuner
+from omegaconf import DictConfig
+
+
+def tune(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig, out: Path):
+    """Apply the enabled finders and write what they found to ``tuned.json`` in the run directory."""
+    if not (cfg.batch_size or cfg.lr_find):
+        return
+    tuner = Tuner(trainer)
+    found: dict[str, Any] = {}
+    if cfg.batch_size:
+        found["batch_size"] = tuner.scale_batch_size(
+            model, datamodule=datamodule, mode="power", max_trials=cfg.batch_size_trials
+        )
+    if cfg.lr_find:
+        finder = tuner.lr_find(model, datamodule=datamodule, num_training=cfg.lr_find_steps, update_attr=False)
+        lr = finder.suggestion() if finder is not None else None
+        if lr is not None:
+            model.hparams.optimizer["lr"] = lr
+            if "max_lr" in (model.hparams.scheduler or {}):  # OneCycleLR peaks at the found lr
+                model.hparams.scheduler["max_lr"] = lr
+            finder.plot(suggest=True).savefig(out / "lr_finder.png")
+        found["lr"] = lr
+    (out / "tuned.json").write_text(json.dumps(found, indent=2))
+    print(f"tuned: {found}")

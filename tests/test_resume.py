@@ -1,0 +1,114 @@
+"""Resume after a crash, repeatability with a seed, atomic checkpoint files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, run_cli
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from alexnet_lightning.checkpoint_io import AtomicCheckpointIO
+from alexnet_lightning.train import train
+
+EPOCHS = 5
+BATCHES = 6
+COMMON = (
+    "model.head=gap",
+    "data.image_size=64",
+    f"+trainer.limit_train_batches={BATCHES}",
+    "+trainer.limit_val_batches=2",
+    f"trainer.max_epochs={EPOCHS}",
+    "callbacks.early_stopping=null",
+    "callbacks.progress_bar=null",
+    "test=false",
+)
+# A resumed run restores weights, optimizer, scheduler, loop counters and (RandomStateCheckpoint)
+# the random generators, so on a CPU it replays the one-go run's arithmetic exactly; the tolerance
+# only absorbs float32 rounding should a kernel pick a different summation order across processes.
+RESUME_TOLERANCE = 1e-5
+
+
+def _ckpt_epoch(path: Path) -> int:
+    """The epoch of a checkpoint, -1 while there is none (atomic writes: never a half-written file)."""
+    if not path.is_file():
+        return -1
+    return torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result_as_one_go(make_cfg, tmp_path: Path) -> None:
+    run = tmp_path / "killed"
+    args = ["-m", "alexnet_lightning.train", *COMMON, f"hydra.run.dir={run}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = (tmp_path / "killed.log").open("w")  # a file, not a pipe: a full pipe would stall the run
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    try:
+        while _ckpt_epoch(last) < 1:  # epoch index 1: the second epoch is checkpointed
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint of epoch 2 within 4 minutes"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+        log.close()
+    killed_at = _ckpt_epoch(last)
+    assert killed_at < EPOCHS - 1, "the run finished before it could be killed: make its epochs longer"
+
+    resumed = run_cli("alexnet_lightning.train", *COMMON, f"hydra.run.dir={run}", f"ckpt_path={last}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    final = torch.load(last, map_location="cpu", weights_only=True)
+    assert final["epoch"] == EPOCHS - 1 and final["global_step"] == EPOCHS * BATCHES
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "ok" and record["metrics"]["epochs"] == EPOCHS
+    best = sorted((run / "checkpoints").glob("epoch_*.ckpt"))
+    assert len(best) == 1 and _ckpt_epoch(best[0]) <= EPOCHS - 1  # the best checkpoint survived the kill
+    # one TensorBoard run, continued: the epochs logged before and after the kill cover every epoch
+    assert set(range(EPOCHS)) <= {int(v) for v in _epoch_values(run)}
+
+    one_go = train(make_cfg(*COMMON))
+    for key in ("val/loss", "val/acc", "val/acc_best", "train/loss"):
+        assert one_go[key] == pytest.approx(record["metrics"][key], abs=RESUME_TOLERANCE), key
+
+
+def _epoch_values(run: Path) -> list[float]:
+    values = []
+    for events in sorted((run / "tensorboard").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "epoch" in acc.Tags()["scalars"]:
+            values += [e.value for e in acc.Scalars("epoch")]
+    return values
+
+
+def test_same_seed_gives_the_same_run_on_cpu(make_cfg) -> None:
+    args = (*COMMON, "trainer.max_epochs=2", "logger=csv", "seed=7")
+    first, second = train(make_cfg(*args)), train(make_cfg(*args))
+    assert first["val/loss"] == pytest.approx(second["val/loss"], abs=1e-6)
+    assert first["train/loss"] == pytest.approx(second["train/loss"], abs=1e-6)
+
+
+def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no partial file left behind

@@ -1,0 +1,86 @@
+"""Sweeps: -m grids and Optuna searches end with a summary; a failing run is a row, not the end."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import CONF, run_cli
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+TINY = ("trainer=debug", "callbacks.progress_bar=null")
+
+
+def _summary(sweep_dir: Path) -> pd.DataFrame:
+    for name in ("summary.csv", "summary.md", "summary.png"):
+        assert (sweep_dir / name).stat().st_size > 0, name
+    return pd.read_csv(sweep_dir / "summary.csv", keep_default_na=False, na_values=[""])
+
+
+@pytest.mark.slow
+def test_grid_sweep_summarizes_every_run_and_survives_a_failing_one(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("alexnet_lightning.train", "-m", "optimizer.lr=1e-3,-1", *TINY, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    frame = _summary(sweep)
+    assert list(frame.run) == [0, 1]
+    ok, failed = frame.iloc[0], frame.iloc[1]
+    assert ok.status == "ok" and ok["test/acc"] >= 0 and ok.epochs == 1 and ok.wall_s > 0
+    assert ok.run_dir == str(sweep / "0") and "optimizer.lr=0.001" in ok.overrides
+    assert failed.status == "failed" and math.isnan(failed.objective)
+    assert failed.error == "optimizer config rejected: Invalid learning rate: -1"
+    assert "error: optimizer config rejected" in result.stderr and "Traceback" not in result.stderr
+    assert f"best run 0 (optimizer.lr=0.001 {' '.join(TINY)})" in result.stdout
+    assert "Best run: **0**" in (sweep / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_optuna_search_is_seeded_and_reports_best_params(tmp_path: Path) -> None:
+    sweep = tmp_path / "optuna"
+    args = ("hparams_search=optuna", "hydra.sweeper.n_trials=2", *TINY, f"hydra.sweep.dir={sweep}")
+    result = run_cli("alexnet_lightning.train", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    frame = _summary(sweep)
+    assert len(frame) == 2 and (frame.status == "ok").all()
+    searched = ("optimizer=", "optimizer.lr=", "optimizer.weight_decay=", "model.dropout=", "data.batch_size=")
+    assert all(key in frame.overrides[0] for key in searched), frame.overrides[0]
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert best.best_value == frame.objective.max()
+    assert "Optuna's best parameters" in (sweep / "summary.md").read_text()
+
+
+def _compose_hydra(*overrides: str):
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+            return compose("config", overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_optuna_config_composes_with_an_in_memory_study() -> None:
+    sweeper = _compose_hydra("hparams_search=optuna").hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.storage is None
+    assert sweeper.sampler._target_.endswith("TPESampler") and sweeper.sampler.seed == 0
+    assert sweeper.direction == "maximize"
+
+
+def test_slurm_launcher_config_composes_and_validates() -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="install the 'launchers' extra")
+    cfg = _compose_hydra("hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2")
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("SlurmLauncher") and launcher["nodes"] == 2
+    assert launcher["tasks_per_node"] == launcher["gpus_per_node"]  # one DDP process per GPU
+    # the plugin's schema checks keys and types when composing
+    with pytest.raises(ConfigCompositionException, match=r"hydra\.launcher\.nodes=many"):
+        _compose_hydra("hydra/launcher=slurm", "hydra.launcher.nodes=many")
+
+
+def test_joblib_launcher_config_composes() -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="install the 'launchers' extra")
+    assert _compose_hydra("hydra/launcher=joblib").hydra.launcher._target_.endswith("JoblibLauncher")
