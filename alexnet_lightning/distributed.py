@@ -9,6 +9,7 @@ pinning ``run.dir`` to the job's output directory makes every child join the job
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,20 +20,30 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import read_write
 
+LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
 
 @contextmanager
 def ddp_job(trainer: L.Trainer) -> Iterator[None]:
     """Fit and test inside: DDP children join this job, and its process group ends with it.
 
     Lightning destroys the process group only at exit; the next job of a ``-m`` sweep would reuse it
-    while its new children wait on a fresh one, and hang.
+    while its new children wait on a fresh one, and hang. Its launcher also leaves ``LOCAL_RANK``,
+    ``WORLD_SIZE`` etc. in this process's environment, from which the next job's Trainer would
+    conclude that someone else starts the processes, start none, and wait for them forever.
     """
+    environment = dict(os.environ)
     pin_ddp_children_to_this_job(trainer)
     try:
         yield
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+        for name in LAUNCHER_VARIABLES:
+            if name in environment:
+                os.environ[name] = environment[name]
+            else:
+                os.environ.pop(name, None)
 
 
 def pin_ddp_children_to_this_job(trainer: L.Trainer) -> None:
