@@ -17,9 +17,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from alexnet_lightning.data import transforms as T
 from alexnet_lightning.data.checks import content_hashes
 from alexnet_lightning.data.datamodule import SPLITS, ImageDataModule, to_channels
+from alexnet_lightning.data.presets import v2_augmentation
 from alexnet_lightning.errors import exit_on_user_error
 
 
@@ -93,7 +93,7 @@ def sample_grid(dm: ImageDataModule, path: Path, n: int, seed: int) -> None:
     torch.manual_seed(seed)
     train = dm.splits["train"]
     picks = [train[i] for i in np.random.default_rng(seed).permutation(len(train))[:n]]
-    augment = T.augmentation(dm.augment, dm.image_size, dm.channels)
+    augment = v2_augmentation(dm.augment, dm.image_size, dm.channels)
     cols = int(np.ceil(np.sqrt(len(picks))))
     rows = int(np.ceil(len(picks) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
