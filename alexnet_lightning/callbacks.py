@@ -95,7 +95,11 @@ class HParamsSummary(L.Callback):
 
 
 class AugmentedImageGrid(L.Callback):
-    """At the start of training, show ``n`` training images as the model sees them (augmented)."""
+    """At the start of training, show ``n`` training images as the model sees them (augmented).
+
+    With ``data.pipeline=gpu`` the data set holds cached uint8 images: the data module's device
+    augmenter turns them into what the model sees.
+    """
 
     def __init__(self, n: int = 32) -> None:
         self.n = n
@@ -103,11 +107,17 @@ class AugmentedImageGrid(L.Callback):
     @rank_zero_only
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         tb = _tensorboard(trainer)
-        dataset = getattr(trainer.train_dataloader, "dataset", None)
+        loader = trainer.train_dataloader
+        dataset = getattr(loader, "dataset", None) or getattr(loader, "data", None)  # DataLoader | DeviceBatches
         if tb is None or dataset is None or len(dataset) == 0:
             return
         with torch.random.fork_rng(devices=[]):  # leave the training's random stream as it was
-            images = torch.stack([dataset[i][0] for i in range(min(self.n, len(dataset)))])
+            samples = [dataset[i] for i in range(min(self.n, len(dataset)))]
+        images = torch.stack([s[0] for s in samples])
+        augment = getattr(trainer.datamodule, "device_augment", None)
+        if augment is not None:
+            sizes = torch.stack([s[2] for s in samples]) if len(samples[0]) == 3 else None
+            images = augment(images.to(pl_module.device), train=True, sizes=sizes)
         grid = make_grid(_denormalize(images, pl_module), nrow=8)
         tb.experiment.add_image("train/augmented_images", grid, trainer.global_step)
 

@@ -159,7 +159,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model = load_classifier(cfg.ckpt_path, map_location=device)
     hp = model.hparams
     datamodule = hydra.utils.instantiate(
-        cfg.data, image_size=hp.image_size, channels=hp.in_channels, mean=list(hp.mean), std=list(hp.std)
+        cfg.data,
+        image_size=hp.image_size,
+        channels=hp.in_channels,
+        mean=list(hp.mean),
+        std=list(hp.std),
+        pipeline="cpu",  # collect() runs the model on the loader's float batches itself
     )
     datamodule.setup("test")
     if list(datamodule.classes) != list(hp.class_names):

@@ -75,17 +75,19 @@ def build_cache(
     decoder: str = "pil",
     workers: int | None = None,
     progress: bool = True,
+    identity: Sequence[Any] = (),
 ) -> ImageCache:
     """Decode ``items`` (image paths, or anything ``load`` turns into a uint8 CxHxW tensor) into a cache.
 
     Decoding runs in threads (PIL and torch release the GIL while they work); ``decoder=nvjpeg``
-    decodes JPEG files on the GPU in batches instead.
+    decodes JPEG files on the GPU in batches instead. ``identity`` (e.g. the source and folder)
+    joins the key, so that data sets whose items are plain indices never share a cache.
     """
     if decoder not in DECODERS:
         raise UserError(f"data.decode={decoder!r} is unknown: use one of {', '.join(DECODERS)}")
     if decoder == "nvjpeg" and not torch.cuda.is_available():
         raise UserError("data.decode=nvjpeg needs a CUDA GPU and none is visible: use data.decode=pil")
-    key = fingerprint(items, "image-cache", CACHE_FORMAT, size, channels)
+    key = fingerprint(items, "image-cache", CACHE_FORMAT, size, channels, *identity)
     cache_dir = Path(cache_dir).expanduser()
     path, meta_path = cache_dir / f"images-{key}.u8", cache_dir / f"images-{key}.json"
     if meta_path.is_file() and path.is_file():

@@ -14,9 +14,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from alexnet_lightning.data import transforms as T
+from alexnet_lightning.data.cache import DECODERS, CachedImages, DeviceBatches, ImageCache, build_cache
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
 from alexnet_lightning.data.decode import decode
 from alexnet_lightning.data.fingerprint import fingerprint
+from alexnet_lightning.data.gpu import DeviceAugment, DeviceAugmentMixin
+from alexnet_lightning.data.presets import PRESET_SPECS
 from alexnet_lightning.data.sources import Samples, find_samples, validate
 from alexnet_lightning.data.split import stratified_split, write_split
 from alexnet_lightning.data.stats import channel_stats, fixed_stats, load_cached, save_cached
@@ -53,11 +56,16 @@ def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
     return image[:1].expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     """Checks and splits a source deterministically, computes normalization statistics, serves loaders.
 
     ``options`` go to the source (e.g. ``test_dir`` for catsdogs, ``download`` for mnist).
-    ``cache_dir`` keeps the file check and the statistics between runs.
+    ``cache_dir`` keeps the file check, the statistics and the image cache between runs.
+
+    ``pipeline``: ``cpu`` decodes and augments each image in DataLoader workers (v2 transforms);
+    ``gpu`` decodes every image once into a ``cache_size`` px uint8 cache and augments whole
+    batches on the device in ``on_after_batch_transfer`` (gpu.py); ``auto`` is ``gpu`` when a
+    CUDA device is present. ``decode=nvjpeg`` builds that cache on the GPU.
     """
 
     def __init__(
@@ -77,14 +85,21 @@ class ImageDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        pipeline: str = "cpu",
+        decode: str = "pil",
+        cache_size: int = 256,
     ) -> None:
         super().__init__()
         if normalize not in ("dataset", "imagenet", "half", "none"):
             raise UserError(f"normalize={normalize!r} is unknown: use dataset, imagenet, half or none")
-        if augment not in T.PRESETS:
-            raise UserError(f"augment={augment!r} is unknown: use one of {', '.join(T.PRESETS)}")
+        if augment not in PRESET_SPECS:
+            raise UserError(f"augment={augment!r} is unknown: use one of {', '.join(PRESET_SPECS)}")
         if channels not in (1, 3):
             raise UserError(f"model.in_channels={channels} is not supported: use 1 or 3")
+        if pipeline not in ("auto", "cpu", "gpu"):
+            raise UserError(f"data.pipeline={pipeline!r} is unknown: use auto, cpu or gpu")
+        if decode not in DECODERS:
+            raise UserError(f"data.decode={decode!r} is unknown: use one of {', '.join(DECODERS)}")
         self.source, self.data_dir, self.options = source, data_dir, dict(options or {})
         self.image_size, self.channels = image_size, channels
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -97,18 +112,60 @@ class ImageDataModule(L.LightningDataModule):
         self.bad_files: dict[str, str] = {}
         self.mean: list[float] = list(mean or [])  # given by a checkpoint (eval): not recomputed
         self.std: list[float] = list(std or [])
+        self.pipeline = ("gpu" if torch.cuda.is_available() else "cpu") if pipeline == "auto" else pipeline
+        self.decode, self.cache_size = decode, cache_size
+        if self.pipeline == "gpu" and cache_size < image_size:
+            raise UserError(f"data.cache_size={cache_size} is below data.image_size={image_size}: raise it")
+        self.cache: ImageCache | None = None
 
     @property
     def classes(self) -> list[str]:
         return self.samples.classes
 
     def setup(self, stage: str | None = None) -> None:
-        if self.samples is not None:
-            return
-        self.load_samples()
-        if not (self.mean and self.std):
-            self.mean, self.std = self._stats()
-        log.info("normalization (%s): mean=%s std=%s", self.normalize, _rounded(self.mean), _rounded(self.std))
+        if self.samples is None:
+            self.load_samples()
+            if not (self.mean and self.std):
+                self.mean, self.std = self._stats()
+            log.info("normalization (%s): mean=%s std=%s", self.normalize, _rounded(self.mean), _rounded(self.std))
+        if self.pipeline == "gpu":
+            if self.cache is None:
+                self._build_cache()
+            self.device_augment = self._device_augment()  # again per trainer: its rank and precision
+
+    def _build_cache(self) -> None:
+        """Decode every image once into the cache; bad files it finds are excluded like the file check's."""
+        if self.cache_dir is None:
+            raise UserError("data.pipeline=gpu keeps its image cache in data.cache_dir: set it (or use pipeline=cpu)")
+        load = self.samples.load
+        if isinstance(self.samples.items[0], Path):  # files: decode at reduced scale down to the cache size
+            load = functools.partial(decode, channels=self.channels, min_size=self.cache_size)
+        self.cache = build_cache(
+            self.samples.items,
+            self.cache_dir / "images",
+            self.cache_size,
+            self.channels,
+            load=load,
+            decoder=self.decode,
+            progress=self.trainer is None or self.trainer.is_global_zero,
+            identity=(self.source, str(self.data_dir)),
+        )
+        if self.cache.bad:
+            log.warning("%d more bad image files excluded by the image cache: %s", len(self.cache.bad), self.cache.bad)
+            self.bad_files.update(self.cache.bad)
+
+    def _device_augment(self) -> DeviceAugment:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        bf16 = self.trainer is not None and str(self.trainer.precision).startswith("bf16")
+        return DeviceAugment(
+            self.augment,
+            self.image_size,
+            self.mean,
+            self.std,
+            self.channels,
+            seed=self.seed + rank,  # each DDP process augments differently
+            dtype=torch.bfloat16 if bf16 else torch.float32,
+        )
 
     def load_samples(self) -> None:
         """Find the samples, exclude bad files, split; everything but the statistics."""
@@ -185,13 +242,30 @@ class ImageDataModule(L.LightningDataModule):
     def _dataset(self, split: str, transform: Callable) -> ImageDataset:
         return ImageDataset(self.samples, self.splits.get(split, []), self.channels, transform)
 
-    def _loader(self, split: str, train: bool = False) -> DataLoader:
+    def _loader(self, split: str, train: bool = False) -> DataLoader | DeviceBatches:
+        if self.pipeline == "gpu":
+            return self._device_loader(split, train)
         if train:
             transform = T.train_transform(self.augment, self.image_size, self.channels, self.mean, self.std)
         else:
             transform = T.eval_transform(self.image_size, self.mean, self.std)
         return DataLoader(
             self._dataset(split, transform),
+            batch_size=self.batch_size,
+            shuffle=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def _device_loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
+        """uint8 batches of the cache: held whole on a single GPU, else through a DataLoader (DDP shards it)."""
+        data = CachedImages(self.cache, self.splits.get(split, []), self.samples.labels)
+        trainer = self.trainer
+        if trainer is not None and trainer.strategy.root_device.type == "cuda" and trainer.world_size == 1:
+            return DeviceBatches(data, self.batch_size, lambda: trainer.strategy.root_device, train, seed=self.seed)
+        return DataLoader(
+            data,
             batch_size=self.batch_size,
             shuffle=train,
             num_workers=self.num_workers,
