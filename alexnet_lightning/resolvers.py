@@ -14,5 +14,11 @@ def mixed_precision_on_gpu(precision: str) -> str:
     return precision if torch.cuda.is_available() else "32-true"
 
 
+def cuda_available() -> bool:
+    """``${cuda:}``: true where a CUDA GPU is present, e.g. for the optimizers' single-kernel ``fused`` step."""
+    return torch.cuda.is_available()
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("on_gpu", mixed_precision_on_gpu, replace=True)
+    OmegaConf.register_new_resolver("cuda", cuda_available, replace=True)
