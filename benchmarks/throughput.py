@@ -34,10 +34,9 @@ from torchvision import transforms as tv1
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alexnet_lightning.data import transforms as T
-from alexnet_lightning.data.cache import CachedImages, DeviceBatches, build_cache
-from alexnet_lightning.data.decode import decode
-from alexnet_lightning.data.gpu import DeviceAugment, DeviceAugmentMixin
+from alexnet_lightning.data.cache import CachedImages, DeviceBatches
+from alexnet_lightning.data.datamodule import ImageDataModule
+from alexnet_lightning.data.gpu import DeviceAugment
 from alexnet_lightning.models.alexnet import build_alexnet
 from alexnet_lightning.module import AlexNetClassifier
 
@@ -194,73 +193,47 @@ def data_rate(batches, device: torch.device, clock: Clock, augment: DeviceAugmen
     return clock.images_per_s()
 
 
-def cache_plain_loop(args, device, datamodule: CachedDataModule, clock: Clock) -> float:
-    """The device path without Lightning: the same loader and DeviceAugment in the plain loop."""
+def subset_folder(paths: list[Path], root: Path) -> Path:
+    """The subset as a Kaggle-style folder of its own (symlinks), so the template's data module reads exactly it."""
+    root.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        (root / path.name).symlink_to(path.resolve())
+    return root
+
+
+def template_datamodule(args, folder: Path, cache_dir: Path, pipeline: str, decoder: str = "pil") -> ImageDataModule:
+    """The template's own data module, as ``dataset=catsdogs data.pipeline=...`` builds it (almost all for training)."""
+    return ImageDataModule(
+        "catsdogs",
+        str(folder),
+        options={"classes": CLASSES},
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        num_workers=args.workers if pipeline == "cpu" else min(args.workers, 4),
+        val_fraction=0.05,
+        test_fraction=0.0,
+        seed=args.seed,
+        normalize="imagenet",
+        augment=args.augment,
+        cache_dir=str(cache_dir),
+        pipeline=pipeline,
+        decode=decoder,
+        cache_size=args.cache_size,
+    )
+
+
+def prepared(datamodule: ImageDataModule, what: str) -> ImageDataModule:
+    """Run setup (file check, and for pipeline=gpu the cache build) outside the timed steps; report its time."""
+    start = time.perf_counter()
     datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
-    return plain_loop(lambda: loader, device, clock, augment=datamodule.device_augment)
+    print(f"{what}: {time.perf_counter() - start:.1f} s")
+    return datamodule
 
 
-class DecodedFiles(Dataset):
-    """The template's CPU path: decode.decode (EXIF, modes, bad files) then the v2 preset."""
-
-    def __init__(self, paths: list[Path], labels: list[int], transform) -> None:
-        self.paths, self.labels, self.transform = paths, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        return self.transform(decode(self.paths[i])), self.labels[i]
-
-
-class CachedDataModule(DeviceAugmentMixin, L.LightningDataModule):
-    """The device path in Lightning: uint8 cache rows to the device, DeviceAugment there."""
-
-    def __init__(self, paths, labels, cache_dir, args, device, decoder: str = "pil") -> None:
-        super().__init__()
-        self.paths, self.labels, self.cache_dir, self.args, self.decoder = paths, labels, cache_dir, args, decoder
-        self.device = device
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        self.device_augment = DeviceAugment(args.augment, args.image_size, MEAN, STD, seed=args.seed, dtype=dtype)
-
-    def setup(self, stage: str | None = None) -> None:
-        cache = build_cache(self.paths, self.cache_dir, self.args.cache_size, decoder=self.decoder)
-        self.data = CachedImages(cache, range(len(self.paths)), self.labels)
-
-    def train_dataloader(self) -> DataLoader | DeviceBatches:
-        if self.args.cache_loader == "resident":  # the whole cache in device memory, one index per batch
-            device = self.trainer.strategy.root_device if self.trainer else self.device
-            return DeviceBatches(self.data, self.args.batch_size, device, drop_last=True, seed=self.args.seed)
-        workers = min(self.args.workers, 4)  # copying cache rows is cheap: a few workers keep up
-        return DataLoader(
-            self.data,
-            batch_size=self.args.batch_size,
-            shuffle=True,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            drop_last=True,
-        )
-
-
-class FilesDataModule(L.LightningDataModule):
-    def __init__(self, paths, labels, args, device) -> None:
-        super().__init__()
-        self.paths, self.labels, self.args = paths, labels, args
-
-    def train_dataloader(self) -> DataLoader:
-        a = self.args
-        transform = T.train_transform(a.augment, a.image_size, 3, MEAN, STD)
-        return DataLoader(
-            DecodedFiles(self.paths, self.labels, transform),
-            batch_size=a.batch_size,
-            shuffle=True,
-            num_workers=a.workers,
-            persistent_workers=a.workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            drop_last=True,
-        )
+def device_batches(datamodule: ImageDataModule, args, device: torch.device) -> DeviceBatches:
+    """The training split of the cache held on the device, as the template serves it on one GPU."""
+    data = CachedImages(datamodule.cache, datamodule.splits["train"], datamodule.samples.labels)
+    return DeviceBatches(data, args.batch_size, device, drop_last=True, seed=args.seed)
 
 
 def lightning_fit(args, device: torch.device, datamodule: L.LightningDataModule, callbacks, **trainer_kw) -> None:
@@ -306,11 +279,11 @@ class EpochTimes(L.Callback):
         self.ends.append(time.perf_counter())
 
 
-def epoch_comparison(args, device, paths, labels, cache_dir: Path) -> tuple[float, float]:
-    """First epoch = cache build + training, second = training only (fresh cache directory)."""
+def epoch_comparison(args, device, folder: Path, cache_dir: Path) -> tuple[float, float]:
+    """First epoch = file check + cache build + training, second = training only (fresh cache directory)."""
     times = EpochTimes()
     start = time.perf_counter()
-    lightning_fit(args, device, CachedDataModule(paths, labels, cache_dir, args, device), [times], max_epochs=2)
+    lightning_fit(args, device, template_datamodule(args, folder, cache_dir, "gpu"), [times], max_epochs=2)
     return times.ends[0] - start, times.ends[1] - times.ends[0]
 
 
@@ -322,12 +295,6 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--cache-size", type=int, default=256, help="side of the cached uint8 images")
     parser.add_argument("--augment", default="seed002")
-    parser.add_argument(
-        "--cache-loader",
-        choices=["resident", "workers"],
-        default="resident",
-        help="device path: cache held in device memory, or a DataLoader reading the memmap",
-    )
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
@@ -349,7 +316,7 @@ def main() -> None:
     )
     print(
         f"data: {len(paths)} JPEGs from {args.data_dir}; batch {args.batch_size}, {args.image_size}px, "
-        f"augment={args.augment}, cache loader {args.cache_loader}, warmup {args.warmup}, "
+        f"augment={args.augment}, warmup {args.warmup}, "
         f"{args.repeats} x {args.steps} steps, {args.workers} workers"
     )
 
@@ -358,48 +325,47 @@ def main() -> None:
 
     results: dict[str, float | str] = {}
     data_only: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="throughput-cache-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
+        folder = subset_folder(paths, Path(tmp) / "images")
         if "limit" in rows:
             results["1. model limit (synthetic data on the device)"] = model_limit(args, device, clock())
         if "seed" in rows:
             loader = seed_loader(args, device, paths, labels)
             results["2. seed-style loop (PIL + seed002, DataLoader)"] = plain_loop(lambda: loader, device, clock())
+        if {"cpu", "data"} & set(rows):
+            cpu = prepared(template_datamodule(args, folder, Path(tmp) / "cache", "cpu"), "file check")
         if "cpu" in rows:
-            dm = FilesDataModule(paths, labels, args, device)
-            results["3. template, data.pipeline=cpu"] = template_rate(args, device, dm, clock())
+            results["3. template, data.pipeline=cpu"] = template_rate(args, device, cpu, clock())
         if {"gpu", "plain", "data"} & set(rows):
-            start = time.perf_counter()
-            build_cache(paths, Path(tmp) / "pil", args.cache_size, workers=args.workers)
-            print(f"cache build (PIL, {args.workers} threads): {time.perf_counter() - start:.1f} s")
+            gpu = template_datamodule(args, folder, Path(tmp) / "cache", "gpu")
+            prepared(gpu, f"cache build (PIL, {args.workers} threads)")
         if "gpu" in rows:
-            dm = CachedDataModule(paths, labels, Path(tmp) / "pil", args, device)
-            results["4. template, data.pipeline=gpu (cache)"] = template_rate(args, device, dm, clock())
+            results["4. template, data.pipeline=gpu (cache)"] = template_rate(args, device, gpu, clock())
         if "plain" in rows:
-            dm = CachedDataModule(paths, labels, Path(tmp) / "pil", args, device)
-            results["4b. plain loop, same cache + DeviceAugment"] = cache_plain_loop(args, device, dm, clock())
+            batches = device_batches(gpu, args, device)
+            results["4b. plain loop, same cache + DeviceAugment"] = plain_loop(
+                lambda: batches, device, clock(), augment=gpu.device_augment
+            )
         if "nvjpeg" in rows:
             if device.type != "cuda":
                 results["5. template, data.decode=nvjpeg"] = "not measured (needs CUDA)"
             else:
-                start = time.perf_counter()
-                build_cache(paths, Path(tmp) / "nvjpeg", args.cache_size, decoder="nvjpeg")
-                print(f"cache build (nvJPEG): {time.perf_counter() - start:.1f} s")
-                dm = CachedDataModule(paths, labels, Path(tmp) / "nvjpeg", args, device, decoder="nvjpeg")
-                results["5. template, data.decode=nvjpeg (cache)"] = template_rate(args, device, dm, clock())
+                nvjpeg = template_datamodule(args, folder, Path(tmp) / "nvjpeg", "gpu", decoder="nvjpeg")
+                prepared(nvjpeg, "cache build (nvJPEG)")
+                results["5. template, data.decode=nvjpeg (cache)"] = template_rate(args, device, nvjpeg, clock())
         if "data" in rows:  # what each data path delivers when the model does not hold it back
-            dm = CachedDataModule(paths, labels, Path(tmp) / "pil", args, device)
-            dm.setup("fit")
+            gpu_batches = device_batches(gpu, args, device) if device.type == "cuda" else gpu.train_dataloader()
             loaders = {
                 "2. seed-style loader": (seed_loader(args, device, paths, labels), None),
-                "3. template cpu loader": (FilesDataModule(paths, labels, args, device).train_dataloader(), None),
-                "4. template gpu: cache + DeviceAugment": (dm.train_dataloader(), dm.device_augment),
+                "3. template cpu loader": (cpu.train_dataloader(), None),
+                "4. template gpu: cache + DeviceAugment": (gpu_batches, gpu.device_augment),
             }
             for name, (batches, augment) in loaders.items():
                 data_only[name] = data_rate(batches, device, clock(), augment)
         if args.epochs:
-            first, second = epoch_comparison(args, device, paths, labels, Path(tmp) / "epochs")
+            first, second = epoch_comparison(args, device, folder, Path(tmp) / "epochs")
             print(
-                f"pipeline=gpu epochs on {len(paths)} images: 1st (cache build + train) {first:.1f} s, "
+                f"pipeline=gpu epochs on {len(paths)} images: 1st (file check, cache build, train) {first:.1f} s, "
                 f"2nd (train) {second:.1f} s"
             )
 
