@@ -46,7 +46,11 @@ def test_digits_fast_runs_with_trainer_debug(make_cfg) -> None:
 
 RECIPES: dict[str, Callable] = {
     "catsdogs": lambda c: (
-        c.optimizer._target_ == "torch.optim.Adam"
+        c.model.layout == "original"
+        and c.data.image_size == 227
+        and c.data.batch_size == 64
+        and c.trainer.max_epochs == 30
+        and c.optimizer._target_ == "torch.optim.Adam"
         and c.optimizer.lr == 1e-4
         and c.model.dropout == 0.2
         and c.model.init == "kaiming"
