@@ -113,6 +113,17 @@ def summarize(sweep_dir: Path, metric: str, maximize: bool) -> pd.DataFrame:
     return frame
 
 
+def swept_parameters(frame: pd.DataFrame) -> pd.DataFrame:
+    """One column per override key that takes more than one value in the sweep (numbers as numbers)."""
+    rows = [dict(o.split("=", 1) for o in str(line).split() if "=" in o) for line in frame.overrides.fillna("")]
+    params = pd.DataFrame(rows, index=frame.index)
+    for key in params.columns:
+        numbers = pd.to_numeric(params[key], errors="coerce")
+        if numbers.notna().all():
+            params[key] = numbers
+    return params.loc[:, params.nunique() > 1]
+
+
 def best_run(frame: pd.DataFrame) -> pd.Series | None:
     ok = frame[(frame.status == "ok") & frame.objective.notna()]
     if ok.empty:

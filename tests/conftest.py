@@ -15,6 +15,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from alexnet_lightning import config
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 
@@ -40,15 +42,7 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
 def compose_config(config_name: str, output_dir: Path, *overrides: str) -> DictConfig:
     """A command's config (eval, predict, export, serve) as its Hydra main would see it."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-        cfg.paths.output_dir = str(output_dir)
-    GlobalHydra.instance().clear()
-    return cfg
+    return config.compose_config(config_name, output_dir, overrides)
 
 
 def free_port() -> int:

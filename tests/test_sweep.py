@@ -13,6 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from alexnet_lightning import sweep
+
 TINY = ("trainer=debug", "callbacks.progress_bar=null")
 
 
@@ -84,3 +86,12 @@ def test_slurm_launcher_config_composes_and_validates() -> None:
 def test_joblib_launcher_config_composes() -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="install the 'launchers' extra")
     assert _compose_hydra("hydra/launcher=joblib").hydra.launcher._target_.endswith("JoblibLauncher")
+
+
+def test_swept_parameters_are_the_overrides_that_vary_as_numbers() -> None:
+    frame = pd.DataFrame(
+        {"overrides": ["optimizer=adamw optimizer.lr=0.001 seed=0", "optimizer=sgd optimizer.lr=1e-4 seed=0"]}
+    )
+    params = sweep.swept_parameters(frame)
+    assert list(params.columns) == ["optimizer", "optimizer.lr"]
+    assert list(params["optimizer.lr"]) == [0.001, 0.0001] and list(params.optimizer) == ["adamw", "sgd"]
