@@ -14,6 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	-test -d .git && $(VENV)/bin/nbstripout --install  # notebooks are committed without outputs
 	touch $(STAMP)
 
 train: install

@@ -10,9 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from alexnet_lightning import config
@@ -26,13 +24,8 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose ``config_name`` with overrides; outputs go to tmp_path, loggers stay quiet."""
 
     def _make(*overrides: str, config_name: str = "config") -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-        HydraConfig().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]  # as in a real run, where the hydra node is not part of the job's config
-            cfg.paths.output_dir = str(tmp_path)
+        cfg = config.compose_config(config_name, tmp_path, overrides)
+        if "callbacks" in cfg:
             cfg.callbacks.progress_bar = None
         return cfg
 
