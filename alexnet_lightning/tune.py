@@ -23,8 +23,8 @@ def tune(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDa
     tuner = Tuner(trainer)
     found: dict[str, Any] = {}
     if cfg.batch_size:
-        found["batch_size"] = tuner.scale_batch_size(
-            model, datamodule=datamodule, mode="power", max_trials=cfg.batch_size_trials
+        found["batch_size"] = tuner.scale_batch_size(  # from data.batch_size up (Lightning's default starts at 2)
+            model, datamodule=datamodule, mode="power", max_trials=cfg.batch_size_trials, init_val=datamodule.batch_size
         )
     if cfg.lr_find:
         finder = tuner.lr_find(model, datamodule=datamodule, num_training=cfg.lr_find_steps, update_attr=False)

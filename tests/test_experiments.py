@@ -5,24 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import fixtures
 import pytest
 import torch
 from conftest import CONF
 
 from alexnet_lightning.train import train
 
-try:
-    import fixtures
-except ImportError:  # tests/fixtures.py arrives with the data sources (catsdogs, flowers, mnist, cifar10)
-    fixtures = None
-
-needs_fixtures = pytest.mark.skipif(fixtures is None, reason="needs tests/fixtures.py from the data branch")
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
 def _data(name: str, root: Path, monkeypatch) -> Path:
     """A tiny on-disk copy of the data set that experiment ``name`` reads."""
-    if name == "catsdogs":
+    if name in ("catsdogs", "catsdogs_cpu"):
         return fixtures.make_catsdogs_folder(root, n_per_class=8)
     if name == "flowers":
         return fixtures.make_class_folders(root, ["daisy", "dandelion", "roses", "sunflowers", "tulips"], n_per_class=8)
@@ -35,7 +30,7 @@ def _data(name: str, root: Path, monkeypatch) -> Path:
 
 
 def test_every_experiment_is_tested() -> None:
-    assert EXPERIMENTS == ["catsdogs", "cifar10", "digits_fast", "flowers", "mnist"]
+    assert EXPERIMENTS == ["catsdogs", "catsdogs_cpu", "cifar10", "digits_fast", "flowers", "mnist"]
 
 
 def test_digits_fast_runs_with_trainer_debug(make_cfg) -> None:
@@ -58,6 +53,14 @@ RECIPES: dict[str, Callable] = {
         and c.normalize == "dataset"
         and c.data.val_fraction == 0.2
         and c.callbacks.model_checkpoint.monitor == "val/acc"
+    ),
+    "catsdogs_cpu": lambda c: (
+        c.model.head == "gap"
+        and c.model.norm == "batchnorm"
+        and c.data.image_size == 64
+        and c.augment == "seed002"
+        and c.label_smoothing == 0.1
+        and c.scheduler._target_.endswith("OneCycleLR")
     ),
     "flowers": lambda c: (
         c.optimizer._target_ == "torch.optim.AdamW"
@@ -86,7 +89,6 @@ RECIPES: dict[str, Callable] = {
 }
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_dataset_experiment_runs_with_trainer_debug(make_cfg, tmp_path: Path, monkeypatch, name: str) -> None:
     root = _data(name, tmp_path / "data", monkeypatch)
@@ -124,7 +126,6 @@ def test_gradient_accumulation_makes_one_optimizer_step_per_k_batches(make_cfg, 
     assert _optimizer_steps(tmp_path) == 8 // 4
 
 
-@needs_fixtures
 def test_mnist_experiment_accumulates(make_cfg, tmp_path: Path, monkeypatch) -> None:
     root = _data("mnist", tmp_path / "data", monkeypatch)
     cfg = make_cfg(

@@ -100,5 +100,6 @@ def test_both_pipelines_learn_digits_equally(make_cfg, tmp_path: Path) -> None:
         )
         cfg.paths.output_dir = str(tmp_path / pipeline)
         results[pipeline] = train(cfg)["test/acc"]
+    print("test/acc by pipeline:", results)
     assert results["cpu"] >= 0.85 and results["gpu"] >= 0.85, results
     assert abs(results["cpu"] - results["gpu"]) <= 0.05, results

@@ -16,6 +16,7 @@ from conftest import REPO, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alexnet_lightning.checkpoint_io import AtomicCheckpointIO
+from alexnet_lightning.data.datamodule import EpochShuffle
 from alexnet_lightning.train import train
 
 EPOCHS = 5
@@ -30,10 +31,16 @@ COMMON = (
     "callbacks.progress_bar=null",
     "test=false",
 )
-# A resumed run restores weights, optimizer, scheduler, loop counters and (RandomStateCheckpoint)
-# the random generators, so on a CPU it replays the one-go run's arithmetic exactly; the tolerance
-# only absorbs float32 rounding should a kernel pick a different summation order across processes.
-RESUME_TOLERANCE = 1e-5
+# A resumed run restores weights, optimizer, scheduler, loop counters, the random generators
+# (RandomStateCheckpoint) and the data order (EpochShuffle follows the epoch, not the generator),
+# so it trains on the same batches with the same augmentations and dropout masks. It is still not
+# bit-identical on a CPU: the fresh process's first training steps give float32 results that differ
+# in the last bits (measured: the same weights, optimizer state and random state at the start of the
+# resumed epoch, parameter sums 1e-4 apart after it; in the same process, runs repeat to 1e-6), and
+# training amplifies that: 1e-5 in val/loss after one resumed epoch, 8e-4 after three. Hence 5e-3
+# on the losses and two of the 64 validation images on the accuracies.
+LOSS_TOLERANCE = 5e-3
+ACC_TOLERANCE = 2 / 64
 
 
 def _ckpt_epoch(path: Path) -> int:
@@ -77,8 +84,10 @@ def test_killed_run_resumes_to_the_same_result_as_one_go(make_cfg, tmp_path: Pat
     assert set(range(EPOCHS)) <= {int(v) for v in _epoch_values(run)}
 
     one_go = train(make_cfg(*COMMON))
-    for key in ("val/loss", "val/acc", "val/acc_best", "train/loss"):
-        assert one_go[key] == pytest.approx(record["metrics"][key], abs=RESUME_TOLERANCE), key
+    for key in ("val/loss", "train/loss"):
+        assert one_go[key] == pytest.approx(record["metrics"][key], abs=LOSS_TOLERANCE), key
+    for key in ("val/acc", "val/acc_best"):
+        assert one_go[key] == pytest.approx(record["metrics"][key], abs=ACC_TOLERANCE), key
 
 
 def _epoch_values(run: Path) -> list[float]:
@@ -112,3 +121,15 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path: Path, monk
         io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
     assert torch.load(path, weights_only=True)["epoch"] == 1
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no partial file left behind
+
+
+def test_training_order_follows_the_epoch_not_the_random_generator() -> None:
+    order = EpochShuffle(50, seed=3)
+    order.set_epoch(2)
+    first = list(order)
+    torch.manual_seed(123)  # a resumed process's generator is somewhere else: the order is not
+    again = EpochShuffle(50, seed=3)
+    again.set_epoch(2)
+    assert list(again) == first and sorted(first) == list(range(50))
+    order.set_epoch(3)
+    assert list(order) != first

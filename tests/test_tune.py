@@ -27,6 +27,7 @@ TINY = (
 def test_lr_and_batch_size_finders_set_what_the_run_trains_with(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(
         *TINY,
+        "trainer.limit_train_batches=24",  # the lr finder's 20 steps fit into one epoch
         "tune.lr_find=true",
         "tune.lr_find_steps=20",
         "tune.batch_size=true",

@@ -231,6 +231,14 @@ class DeviceBatches:
         self.epoch = 0
         self._tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
+    @property
+    def sampler(self) -> DeviceBatches:
+        """Lightning calls ``set_epoch`` on a loader's sampler each epoch: the order follows the epoch on resume."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __len__(self) -> int:
         n = len(self.data)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

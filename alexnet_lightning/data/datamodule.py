@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
 from alexnet_lightning.data import transforms as T
@@ -45,6 +45,26 @@ class ImageDataset(Dataset):
         pos = self.positions[i]
         image = to_channels(self.samples.load(self.samples.items[pos]), self.channels)
         return self.transform(image), self.samples.labels[pos]
+
+
+class EpochShuffle(Sampler[int]):
+    """A new order every epoch that depends only on ``seed`` and the epoch, which Lightning passes in
+    ``set_epoch``: a run resumed from a checkpoint shuffles exactly like the uninterrupted run.
+    (DataLoader's own shuffle draws from the global generator, whose state a resume does not replay.)
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
 
 
 def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
@@ -220,7 +240,8 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             log.info("normalization statistics reused from %s", cache)
             return cached
         eval_steps = v2.Compose([T.resize_center_crop(self.image_size), T.to_float()])
-        mean, std = channel_stats(self._dataset("train", eval_steps), num_workers=self.num_workers)
+        with torch.random.fork_rng(devices=[]):  # a cache miss must not shift the run's random stream
+            mean, std = channel_stats(self._dataset("train", eval_steps), num_workers=self.num_workers)
         if cache:
             save_cached(cache, mean, std)
         return mean, std
@@ -249,10 +270,11 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             transform = T.train_transform(self.augment, self.image_size, self.channels, self.mean, self.std)
         else:
             transform = T.eval_transform(self.image_size, self.mean, self.std)
+        dataset = self._dataset(split, transform)
         return DataLoader(
-            self._dataset(split, transform),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            **self._order(len(dataset), train),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
@@ -267,11 +289,20 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         return DataLoader(
             data,
             batch_size=self.batch_size,
-            shuffle=train,
+            **self._order(len(data), train),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
+
+    def _order(self, size: int, train: bool) -> dict[str, Any]:
+        """Training order: EpochShuffle in one process; under DDP Lightning's DistributedSampler, seeded and
+        set to the epoch in the same way, replaces a plain shuffle."""
+        if not train:
+            return {"shuffle": False}
+        if self.trainer is not None and self.trainer.world_size > 1:
+            return {"shuffle": True}
+        return {"sampler": EpochShuffle(size, self.seed)}
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
