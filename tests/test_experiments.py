@@ -17,7 +17,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 def _data(name: str, root: Path, monkeypatch) -> Path:
     """A tiny on-disk copy of the data set that experiment ``name`` reads."""
-    if name in ("catsdogs", "catsdogs_cpu"):
+    if name.startswith("catsdogs"):
         return fixtures.make_catsdogs_folder(root, n_per_class=8)
     if name == "flowers":
         return fixtures.make_class_folders(root, ["daisy", "dandelion", "roses", "sunflowers", "tulips"], n_per_class=8)
@@ -30,7 +30,7 @@ def _data(name: str, root: Path, monkeypatch) -> Path:
 
 
 def test_every_experiment_is_tested() -> None:
-    assert EXPERIMENTS == ["catsdogs", "catsdogs_cpu", "cifar10", "digits_fast", "flowers", "mnist"]
+    assert EXPERIMENTS == ["catsdogs", "catsdogs_best", "catsdogs_cpu", "cifar10", "digits_fast", "flowers", "mnist"]
 
 
 def test_digits_fast_runs_with_trainer_debug(make_cfg) -> None:
@@ -53,6 +53,13 @@ RECIPES: dict[str, Callable] = {
         and c.normalize == "dataset"
         and c.data.val_fraction == 0.2
         and c.callbacks.model_checkpoint.monitor == "val/acc"
+    ),
+    "catsdogs_best": lambda c: (
+        c.model.norm == "batchnorm"
+        and c.augment == "seed000"
+        and c.label_smoothing == 0.1
+        and c.trainer.max_epochs == 60
+        and c.callbacks.early_stopping is None
     ),
     "catsdogs_cpu": lambda c: (
         c.model.head == "gap"
@@ -94,7 +101,7 @@ def test_dataset_experiment_runs_with_trainer_debug(make_cfg, tmp_path: Path, mo
     root = _data(name, tmp_path / "data", monkeypatch)
     recipe = make_cfg(f"experiment={name}", f"data_dir={root}")
     assert RECIPES[name](recipe), f"experiment={name} no longer sets its recipe"
-    assert recipe.trainer.precision == ("16-mixed" if torch.cuda.is_available() else "32-true")
+    assert recipe.trainer.precision in (("16-mixed", "bf16-mixed") if torch.cuda.is_available() else ("32-true",))
     cfg = make_cfg(
         f"experiment={name}",
         "trainer=debug",
