@@ -264,28 +264,19 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         return ImageDataset(self.samples, self.splits.get(split, []), self.channels, transform)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader | DeviceBatches:
+        """pipeline=cpu: decoded and transformed images. pipeline=gpu: uint8 batches of the cache, held whole
+        on a single GPU, else read by a DataLoader (which DDP shards); on_after_batch_transfer augments them."""
         if self.pipeline == "gpu":
-            return self._device_loader(split, train)
-        if train:
-            transform = T.train_transform(self.augment, self.image_size, self.channels, self.mean, self.std)
+            data = CachedImages(self.cache, self.splits.get(split, []), self.samples.labels)
+            trainer = self.trainer
+            if trainer is not None and trainer.strategy.root_device.type == "cuda" and trainer.world_size == 1:
+                return DeviceBatches(data, self.batch_size, lambda: trainer.strategy.root_device, train, seed=self.seed)
+        elif train:
+            data = self._dataset(
+                split, T.train_transform(self.augment, self.image_size, self.channels, self.mean, self.std)
+            )
         else:
-            transform = T.eval_transform(self.image_size, self.mean, self.std)
-        dataset = self._dataset(split, transform)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            **self._order(len(dataset), train),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def _device_loader(self, split: str, train: bool) -> DataLoader | DeviceBatches:
-        """uint8 batches of the cache: held whole on a single GPU, else through a DataLoader (DDP shards it)."""
-        data = CachedImages(self.cache, self.splits.get(split, []), self.samples.labels)
-        trainer = self.trainer
-        if trainer is not None and trainer.strategy.root_device.type == "cuda" and trainer.world_size == 1:
-            return DeviceBatches(data, self.batch_size, lambda: trainer.strategy.root_device, train, seed=self.seed)
+            data = self._dataset(split, T.eval_transform(self.image_size, self.mean, self.std))
         return DataLoader(
             data,
             batch_size=self.batch_size,
