@@ -256,3 +256,12 @@ def test_lightning_fit_and_validate_through_the_mixin(tmp_path) -> None:
     trainer.fit(model, datamodule=dm)
     assert ((torch.float32, (4, 3, 72, 72), True) in seen) and ((torch.float32, (4, 3, 72, 72), False) in seen)
     assert "val/acc" in trainer.callback_metrics
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("preset", list(PRESET_SPECS))
+def test_cpu_train_transform_gives_normalized_float_images(preset: str, channels: int) -> None:
+    image = _image(channels)
+    out = T.train_transform(preset, 32, channels, [0.5] * channels, [0.25] * channels)(image)
+    assert out.shape == (channels, 32, 32) and out.dtype == torch.float32
+    assert float(out.min()) >= -2.0 - 1e-6 and float(out.max()) <= 2.0 + 1e-6  # (x - 0.5) / 0.25 for x in [0, 1]
