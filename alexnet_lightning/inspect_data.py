@@ -15,8 +15,10 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
+from alexnet_lightning import plots
 from alexnet_lightning.data.checks import content_hashes
 from alexnet_lightning.data.datamodule import SPLITS, ImageDataModule, to_channels
 from alexnet_lightning.data.presets import v2_augmentation
@@ -84,30 +86,16 @@ def duplicate_lines(dm: ImageDataModule, groups: list[list[int]], show: int) -> 
 
 def sample_grid(dm: ImageDataModule, path: Path, n: int, seed: int) -> None:
     """Save ``n`` augmented training images with their class names, as training would see them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
     torch.manual_seed(seed)
     train = dm.splits["train"]
     picks = [train[i] for i in np.random.default_rng(seed).permutation(len(train))[:n]]
     augment = v2_augmentation(dm.augment, dm.image_size, dm.channels)
-    cols = int(np.ceil(np.sqrt(len(picks))))
-    rows = int(np.ceil(len(picks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, p in zip(axes.flat, picks, strict=False):
-        image = augment(to_channels(dm.samples.load(dm.samples.items[p]), dm.channels))
-        ax.imshow(image.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if dm.channels == 1 else None)
-        ax.set_title(dm.samples.classes[dm.samples.labels[p]], fontsize=9)
+    images = [augment(to_channels(dm.samples.load(dm.samples.items[p]), dm.channels)) for p in picks]
+    titles = [dm.samples.classes[dm.samples.labels[p]] for p in picks]
+    fig = plots.image_grid(images, titles, columns=int(np.ceil(np.sqrt(len(picks)))))
     fig.suptitle(f"augment={dm.augment}, image_size={dm.image_size}", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def inspect(cfg: DictConfig) -> list[str]:

@@ -23,8 +23,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
+from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
+from alexnet_lightning import plots
 from alexnet_lightning.errors import find_user_error
 
 log = logging.getLogger(__name__)
@@ -148,12 +150,8 @@ def _markdown(frame: pd.DataFrame, best: pd.Series | None, extra: dict[str, Any]
 
 
 def _plot(frame: pd.DataFrame, best: pd.Series | None, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(frame) + 2), 4))
+    fig = Figure(figsize=(max(6, 0.6 * len(frame) + 2), 4))
+    ax = fig.subplots()
     values = frame.objective.fillna(0.0)
     colors = ["tab:red" if s != "ok" else "tab:blue" for s in frame.status]
     if best is not None:
@@ -165,8 +163,7 @@ def _plot(frame: pd.DataFrame, best: pd.Series | None, path: Path) -> None:
     ax.set_ylabel(frame.attrs["metric"])
     ax.set_title("objective per run")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def write_summary(sweep_dir: Path, metric: str, maximize: bool) -> pd.DataFrame:
