@@ -55,11 +55,16 @@ def preset_spec(preset: str, channels: int = 3) -> AugmentSpec:
     return spec
 
 
+def resize_center_crop(size: int) -> v2.Transform:
+    """The eval view (and preset ``none``): resize the short side, center crop."""
+    return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+
+
 def v2_augmentation(preset: str, size: int, channels: int) -> v2.Transform:
     """The uint8 -> uint8 torchvision v2 pipeline of a preset (the CPU path)."""
     spec = preset_spec(preset, channels)
     if spec.crop_scale is None:
-        return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+        return resize_center_crop(size)
     crop = v2.RandomResizedCrop(size, scale=spec.crop_scale, ratio=spec.crop_ratio, antialias=True)
     flip = [v2.RandomHorizontalFlip(spec.flip)] if spec.flip else []
     rotate = [v2.RandomRotation(spec.degrees)] if spec.degrees else []

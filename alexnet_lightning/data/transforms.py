@@ -11,11 +11,7 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms import v2
 
-from alexnet_lightning.data.presets import v2_augmentation
-
-
-def resize_center_crop(size: int) -> v2.Transform:
-    return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+from alexnet_lightning.data.presets import resize_center_crop, v2_augmentation
 
 
 def to_float() -> v2.Transform:
