@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 
 from alexnet_lightning import plots
 from alexnet_lightning.data.checks import content_hashes
-from alexnet_lightning.data.datamodule import SPLITS, ImageDataModule, to_channels
+from alexnet_lightning.data.datamodule import SPLITS, ImageDataModule
+from alexnet_lightning.data.decode import to_channels
 from alexnet_lightning.data.presets import v2_augmentation
 from alexnet_lightning.errors import exit_on_user_error
 

@@ -20,8 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alexnet_lightning import plots
 from alexnet_lightning.checkpoint import load_classifier, pick_device
-from alexnet_lightning.data.datamodule import to_channels
-from alexnet_lightning.data.decode import BadImageError, decode, is_image_path
+from alexnet_lightning.data.decode import BadImageError, decode, is_image_path, to_channels
 from alexnet_lightning.data.transforms import eval_transform
 from alexnet_lightning.errors import UserError, exit_on_user_error
 from alexnet_lightning.module import AlexNetClassifier

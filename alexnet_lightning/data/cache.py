@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from alexnet_lightning.data.decode import BadImageError, decode
+from alexnet_lightning.data.decode import BadImageError, decode, to_channels
 from alexnet_lightning.data.fingerprint import fingerprint
 from alexnet_lightning.errors import UserError
 
@@ -56,9 +56,8 @@ class ImageCache:
 
 
 def _fit(image: torch.Tensor, size: int, channels: int) -> torch.Tensor:
-    if image.shape[0] != channels:  # decode() converts files; loaders of in-memory data sets may not
-        image = TF.rgb_to_grayscale(image[:3]) if channels == 1 else image[:1].expand(3, -1, -1)
-    return TF.resize(image, [size, size], antialias=True)
+    # decode() converts files; loaders of in-memory data sets may not
+    return TF.resize(to_channels(image, channels), [size, size], antialias=True)
 
 
 def _progress(enabled: bool) -> Progress:

@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 from alexnet_lightning.data import transforms as T
 from alexnet_lightning.data.cache import DECODERS, CachedImages, DeviceBatches, ImageCache, build_cache
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
-from alexnet_lightning.data.decode import decode
+from alexnet_lightning.data.decode import decode, to_channels
 from alexnet_lightning.data.fingerprint import fingerprint
 from alexnet_lightning.data.gpu import DeviceAugment, DeviceAugmentMixin
 from alexnet_lightning.data.presets import PRESET_SPECS
@@ -65,15 +65,6 @@ class EpochShuffle(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         return iter(torch.randperm(self.size, generator=generator).tolist())
-
-
-def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
-    """Gray <-> RGB so that the data always matches ``model.in_channels``."""
-    if image.shape[0] == channels:
-        return image
-    if channels == 1:
-        return v2.functional.rgb_to_grayscale(image[:3])
-    return image[:1].expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
 
 
 class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):

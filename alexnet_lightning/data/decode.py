@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from torchvision.transforms import v2
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 89_478_485  # PIL's own bomb limit: about 9,500 x 9,500
@@ -96,3 +97,12 @@ def _open(
             reason = "empty file"
         raise BadImageError(f"not a readable image: {reason}") from None
     return image, header
+
+
+def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """Gray <-> RGB so that the data always matches ``model.in_channels``."""
+    if image.shape[0] == channels:
+        return image
+    if channels == 1:
+        return v2.functional.rgb_to_grayscale(image[:3])
+    return image[:1].expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
