@@ -16,7 +16,7 @@ from conftest import REPO, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alexnet_lightning.checkpoint_io import AtomicCheckpointIO
-from alexnet_lightning.data.datamodule import EpochShuffle
+from alexnet_lightning.data.order import EpochShuffle
 from alexnet_lightning.train import train
 
 EPOCHS = 5

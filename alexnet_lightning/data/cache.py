@@ -29,6 +29,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from alexnet_lightning.data.decode import BadImageError, decode, to_channels
 from alexnet_lightning.data.fingerprint import fingerprint
+from alexnet_lightning.data.order import EpochShuffle
 from alexnet_lightning.errors import UserError
 
 CACHE_FORMAT = 1  # bump when the file layout changes, so old caches are not misread
@@ -226,17 +227,10 @@ class DeviceBatches:
         seed: int = 0,
     ) -> None:
         self.data, self.batch_size, self.device = data, batch_size, device
-        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
-        self.epoch = 0
+        self.shuffle, self.drop_last = shuffle, drop_last
+        # Lightning calls set_epoch on a loader's sampler each epoch: the order follows the epoch on resume
+        self.sampler = EpochShuffle(len(data), seed)
         self._tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-    @property
-    def sampler(self) -> DeviceBatches:
-        """Lightning calls ``set_epoch`` on a loader's sampler each epoch: the order follows the epoch on resume."""
-        return self
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         n = len(self.data)
@@ -253,13 +247,11 @@ class DeviceBatches:
 
     def __iter__(self):
         images, labels, sizes = self.tensors()
-        n = len(images)
         if self.shuffle:  # a new, reproducible order every epoch
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(n, generator=generator).to(images.device)
+            order = self.sampler.permutation().to(images.device)
         else:
-            order = torch.arange(n, device=images.device)
-        self.epoch += 1
+            order = torch.arange(len(images), device=images.device)
+        self.sampler.epoch += 1  # a plain loop's next epoch; Lightning sets it before each epoch
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             yield images[index], labels[index], sizes[index]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from alexnet_lightning.data import transforms as T
@@ -19,6 +19,7 @@ from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
 from alexnet_lightning.data.decode import decode, to_channels
 from alexnet_lightning.data.fingerprint import fingerprint
 from alexnet_lightning.data.gpu import DeviceAugment, DeviceAugmentMixin
+from alexnet_lightning.data.order import EpochShuffle
 from alexnet_lightning.data.presets import PRESET_SPECS
 from alexnet_lightning.data.sources import Samples, find_samples, validate
 from alexnet_lightning.data.split import stratified_split, write_split
@@ -45,26 +46,6 @@ class ImageDataset(Dataset):
         pos = self.positions[i]
         image = to_channels(self.samples.load(self.samples.items[pos]), self.channels)
         return self.transform(image), self.samples.labels[pos]
-
-
-class EpochShuffle(Sampler[int]):
-    """A new order every epoch that depends only on ``seed`` and the epoch, which Lightning passes in
-    ``set_epoch``: a run resumed from a checkpoint shuffles exactly like the uninterrupted run.
-    (DataLoader's own shuffle draws from the global generator, whose state a resume does not replay.)
-    """
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
 
 
 class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
