@@ -32,14 +32,14 @@ from alexnet_lightning import plots, speed
 from alexnet_lightning.checkpoint import load_classifier, pick_device
 from alexnet_lightning.errors import UserError, exit_on_user_error
 from alexnet_lightning.module import AlexNetClassifier
+from alexnet_lightning.predict import Predictor
 
 
-@torch.no_grad()
-def collect(model: AlexNetClassifier, loader: DataLoader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def collect(predictor: Predictor, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities and targets of every image in ``loader``, in order."""
     probs, targets = [], []
     for x, y in loader:
-        probs.append(model(x.to(device, non_blocking=True)).float().softmax(dim=1).cpu())
+        probs.append(predictor.probabilities(x))
         targets.append(y)
     if not probs:
         raise UserError("the chosen split has no images: use split=val or a data set with more images")
@@ -164,7 +164,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         channels=hp.in_channels,
         mean=list(hp.mean),
         std=list(hp.std),
-        pipeline="cpu",  # collect() runs the model on the loader's float batches itself
+        pipeline="cpu",  # collect() feeds the loader's float batches to the model itself
     )
     datamodule.setup("test")
     if list(datamodule.classes) != list(hp.class_names):
@@ -176,7 +176,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
 
-    probs, targets = collect(model, loader, device)
+    probs, targets = collect(Predictor(model, device), loader)
     report = classification_report(probs, targets, list(hp.class_names))
     metrics = {f"{cfg.split}/{k}": v for k, v in report["metrics"].items()}
     text = write_report(out, report, list(hp.class_names))
