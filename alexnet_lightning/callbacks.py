@@ -5,6 +5,8 @@ The TensorBoard callbacks do nothing when no TensorBoardLogger is configured (e.
 
 from __future__ import annotations
 
+import logging
+import math
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +22,9 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
 
 from alexnet_lightning import plots
+from alexnet_lightning.errors import UserError
+
+log = logging.getLogger(__name__)
 
 CURVE_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 FINAL_METRICS = ("val/acc_best", "val/acc", "val/loss", "train/loss", "test/acc", "test/loss")
@@ -198,3 +203,98 @@ class RandomStateCheckpoint(L.Callback):
 def _as_tuples(value: Any) -> Any:
     """random.setstate wants the tuples it gave; a checkpoint round trip may turn them into lists."""
     return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _label_counts(datamodule: Any, split: str, num_classes: int) -> torch.Tensor:
+    labels = datamodule.split_items(split)[1] if hasattr(datamodule, "split_items") else []
+    return torch.bincount(torch.tensor(labels, dtype=torch.long), minlength=num_classes).double()
+
+
+class LearningWatch(L.Callback):
+    """Say when a run is not learning, and stop one whose loss is no longer a number.
+
+    The chance loss is the cross-entropy of always predicting the training split's class frequencies
+    (ln C for balanced classes). A run whose mean training loss is still above ``ratio`` x that after
+    ``after_steps`` optimizer steps is warned about once, with a learning rate to try; at the end a
+    best model no better than always answering the largest class is named as such. A NaN or infinite
+    loss stops the run with one line (the last good checkpoint is the last one written).
+    """
+
+    def __init__(self, after_steps: int = 50, ratio: float = 0.9, check_every: int = 10) -> None:
+        self.after_steps, self.ratio, self.check_every = after_steps, ratio, check_every
+        self.chance_loss = math.nan
+        self.checked = False
+        self.warnings: list[str] = []
+
+    def _warn(self, trainer: L.Trainer, message: str) -> None:
+        self.warnings.append(message)
+        if trainer.is_global_zero:
+            log.warning(message)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        counts = _label_counts(trainer.datamodule, "train", len(pl_module.hparams.class_names))
+        p = counts[counts > 0] / counts.sum()
+        self.chance_loss = float(-(p * p.log()).sum()) if len(p) else math.nan
+        self.checked = trainer.global_step >= self.after_steps  # a resumed run was checked before
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx % self.check_every or not isinstance(outputs, dict) or "loss" not in outputs:
+            return
+        loss = float(outputs["loss"].detach())
+        if not math.isfinite(loss):
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            raise UserError(
+                f"the training loss became {loss} in epoch {trainer.current_epoch} (step {trainer.global_step}): "
+                f"the run diverged and stops; lower the learning rate (now {lr:.3g}), e.g. optimizer.lr={lr / 10:.3g}"
+                f"{'; the last good checkpoint: ' + _last_checkpoint(trainer) if _last_checkpoint(trainer) else ''}"
+            )
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("train/loss")
+        if self.checked or loss is None or trainer.global_step < self.after_steps:
+            return
+        self.checked = True
+        loss = float(loss)
+        learning = loss < self.ratio * self.chance_loss
+        pl_module.log("train/chance_loss", self.chance_loss, sync_dist=True)
+        if not learning:
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            base = pl_module.hparams.optimizer.get("lr", lr)
+            self._warn(
+                trainer,
+                f"not learning: train/loss is {loss:.3f} after {trainer.global_step} steps, not below the chance "
+                f"loss {self.chance_loss:.3f} (always answering the class frequencies); try a 10x lower "
+                f"learning rate: optimizer.lr={base / 10:.3g} (now {base:.3g})",
+            )
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        best = getattr(pl_module, "val_acc_best", None)
+        counts = _label_counts(trainer.datamodule, "val", len(pl_module.hparams.class_names))
+        if best is None or counts.sum() == 0:
+            return
+        best_acc, majority = float(best.compute()), float(counts.max() / counts.sum())
+        stopper = trainer.early_stopping_callback
+        how = (
+            f"early stopping ended the run after {stopper.stopped_epoch + 1} epochs"
+            if stopper is not None and stopper.stopped_epoch
+            else f"training ended after {trainer.current_epoch} epochs"
+        )
+        if best_acc <= majority + 0.01:
+            self._warn(
+                trainer,
+                f"{how}: the best model (val/acc {best_acc:.3f}) is no better than chance ({majority:.3f}, always "
+                "answering the largest class); the run did not learn: see the warning above, or try "
+                "optimizer.lr=1e-4 and more epochs",
+            )
+        elif trainer.is_global_zero:
+            log.info("%s: best val/acc %.3f (chance %.3f)", how, best_acc, majority)
+
+
+def _last_checkpoint(trainer: L.Trainer) -> str:
+    paths = [
+        getattr(cb, "last_model_path", "") or getattr(cb, "best_model_path", "") for cb in trainer.checkpoint_callbacks
+    ]
+    existing = [p for p in paths if p and Path(p).is_file()]
+    return max(existing, key=lambda p: Path(p).stat().st_mtime) if existing else ""

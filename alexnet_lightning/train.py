@@ -11,9 +11,9 @@ from typing import Any
 import hydra
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from alexnet_lightning import resolvers
+from alexnet_lightning import resolvers, sizing
 from alexnet_lightning.console import print_config_tree
 from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.errors import exit_on_user_error
@@ -32,19 +32,24 @@ def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(c) for c in (cfg or {}).values() if c and "_target_" in c]
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Run one experiment and return its final metrics (the sweepers' objective among them)."""
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one experiment and return its final metrics (the sweepers' objective among them).
+
+    ``warnings`` lists what the run said about itself (e.g. that it was not learning), when it said anything.
+    """
     out = Path(cfg.paths.output_dir)
     rank_zero = rank_zero_only.rank == 0  # DDP's other ranks share rank 0's run directory and write nothing
-    if rank_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, out / "config_resolved.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
+    choices = resolve_auto(cfg, datamodule)
     if rank_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, out / "config_resolved.yaml", resolve=True)
         datamodule.write_run_files(out)
+        if choices:
+            print("chosen for this data: " + "; ".join(map(str, choices)) + ". Set any of them to override.")
 
     model = AlexNetClassifier(
         model=_plain(cfg.model),
@@ -74,7 +79,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if "test/acc" in metrics and rank_zero:
                 print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {out})")
     metrics["objective"] = metrics.get(cfg.optimized_metric, float("nan"))
+    warnings = [w for cb in trainer.callbacks for w in getattr(cb, "warnings", [])]
+    if warnings:
+        metrics["warnings"] = warnings
     return metrics
+
+
+def resolve_auto(cfg: DictConfig, datamodule: Any) -> list[sizing.Choice]:
+    """Write the values chosen for ``auto`` settings into ``cfg`` (so the run's config and checkpoint hold numbers)."""
+    choices = list(getattr(datamodule, "choices", []))
+    with open_dict(cfg):
+        cfg.data.image_size, cfg.model.in_channels = datamodule.image_size, datamodule.channels
+        cfg.data.num_workers = datamodule.num_workers
+        if sizing.is_auto(cfg.model.stem):
+            choices.append(sizing.stem(cfg.model.layout, datamodule.image_size))
+            cfg.model.stem = choices[-1].value
+        if sizing.is_auto(cfg.trainer.max_epochs):
+            auto = cfg.auto_epochs
+            choices.append(sizing.epochs(len(datamodule.splits["train"]), auto.images, auto.min, auto.max))
+            cfg.trainer.max_epochs = choices[-1].value
+    return choices
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from alexnet_lightning import sizing
 from alexnet_lightning.data import transforms as T
 from alexnet_lightning.data.cache import DECODERS, CachedImages, DeviceBatches, ImageCache, build_cache
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
@@ -65,10 +66,10 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         source: str,
         data_dir: str | None = None,
         options: dict[str, Any] | None = None,
-        image_size: int = 224,
-        channels: int = 3,
+        image_size: int | str = 224,
+        channels: int | str = 3,
         batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,
@@ -79,14 +80,16 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         std: list[float] | None = None,
         pipeline: str = "cpu",
         decode: str = "pil",
-        cache_size: int = 256,
+        cache_size: int | str = 256,
+        min_image_size: int = 64,
+        max_image_size: int = 64,
     ) -> None:
         super().__init__()
         if normalize not in ("dataset", "imagenet", "half", "none"):
             raise UserError(f"normalize={normalize!r} is unknown: use dataset, imagenet, half or none")
         if augment not in PRESET_SPECS:
             raise UserError(f"augment={augment!r} is unknown: use one of {', '.join(PRESET_SPECS)}")
-        if channels not in (1, 3):
+        if channels not in (1, 3) and not sizing.is_auto(channels):
             raise UserError(f"model.in_channels={channels} is not supported: use 1 or 3")
         if pipeline not in ("auto", "cpu", "gpu"):
             raise UserError(f"data.pipeline={pipeline!r} is unknown: use auto, cpu or gpu")
@@ -94,6 +97,12 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             raise UserError(f"data.decode={decode!r} is unknown: use one of {', '.join(DECODERS)}")
         self.source, self.data_dir, self.options = source, data_dir, dict(options or {})
         self.image_size, self.channels = image_size, channels
+        self.min_image_size, self.max_image_size = min_image_size, max_image_size
+        self.choices: list[sizing.Choice] = []
+        """The values chosen for settings left at ``auto`` (sizing.py), with their reasons."""
+        if sizing.is_auto(num_workers):
+            self.choices.append(sizing.workers())
+            num_workers = self.choices[-1].value
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.normalize, self.augment = normalize, augment
@@ -106,8 +115,6 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         self.std: list[float] = list(std or [])
         self.pipeline = ("gpu" if torch.cuda.is_available() else "cpu") if pipeline == "auto" else pipeline
         self.decode, self.cache_size = decode, cache_size
-        if self.pipeline == "gpu" and cache_size < image_size:
-            raise UserError(f"data.cache_size={cache_size} is below data.image_size={image_size}: raise it")
         self.cache: ImageCache | None = None
 
     @property
@@ -127,6 +134,10 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
 
     def _build_cache(self) -> None:
         """Decode every image once into the cache; bad files it finds are excluded like the file check's."""
+        if sizing.is_auto(self.cache_size):  # twice the training size keeps crops sharp, as on the CPU path
+            self.cache_size = max(self.image_size, min(256, 2 * self.image_size))
+        if self.cache_size < self.image_size:
+            raise UserError(f"data.cache_size={self.cache_size} is below data.image_size={self.image_size}: raise it")
         if self.cache_dir is None:
             raise UserError("data.pipeline=gpu keeps its image cache in data.cache_dir: set it (or use pipeline=cpu)")
         load = self.samples.load
@@ -171,9 +182,11 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
                 first = "; ".join(f"{p}: {r}" for p, r in list(self.bad_files.items())[:5])
                 log.warning("%d bad image files excluded (all in bad_files.txt): %s", len(self.bad_files), first)
                 samples = samples.subset([i for i, p in enumerate(samples.items) if str(p) not in self.bad_files])
+        validate(samples, self.source, self.data_dir)
+        self._size_to(samples)
+        if isinstance(samples.items[0], Path):
             # twice the training size keeps crops sharp; photos far larger than that decode at reduced scale
             samples.load = functools.partial(decode, min_size=2 * self.image_size)
-        validate(samples, self.source, self.data_dir)
         self.samples = samples
         self.splits = self._split(samples)
         if not self.splits["val"]:
@@ -183,6 +196,23 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             )
         counts = ", ".join(f"{name} {len(pos)}" for name, pos in self.splits.items())
         log.info("%s: %d classes, %s images", self.source, len(samples.classes), counts)
+
+    def _size_to(self, samples: Samples) -> None:
+        """Resolve ``image_size`` and ``channels`` left at ``auto`` from the scan (files) or the first image."""
+        if not (sizing.is_auto(self.image_size) or sizing.is_auto(self.channels)):
+            return
+        if self.scan is not None:
+            kept = [self.scan.info[str(p)] for p in samples.items]
+            sides, modes = [min(w, h) for w, h, _ in kept], [mode for _, _, mode in kept]
+        else:  # an in-memory data set (digits, MNIST, CIFAR pickles): one shape and mode for all
+            first = samples.load(samples.items[0])
+            sides, modes = [min(first.shape[-2:])], ["L" if first.shape[0] == 1 else "RGB"]
+        if sizing.is_auto(self.image_size):
+            self.choices.append(sizing.image_size(sides, self.min_image_size, self.max_image_size))
+            self.image_size = self.choices[-1].value
+        if sizing.is_auto(self.channels):
+            self.choices.append(sizing.channels(modes))
+            self.channels = self.choices[-1].value
 
     def _split(self, samples: Samples) -> dict[str, list[int]]:
         """Splits the data set ships are kept; the missing ones are carved out of its train part."""

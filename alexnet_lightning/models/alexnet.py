@@ -26,6 +26,25 @@ POOL_AFTER = (0, 1, 4)
 TORCHVISION_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
 
 
+def min_input_size(layout: str = "torchvision", stem: str = "imagenet") -> int:
+    """The smallest square image the feature extractor turns into at least one pixel."""
+    if layout not in LAYOUTS:
+        raise UserError(f"model.layout={layout!r} is unknown: use torchvision or original")
+    for size in range(1, 512):
+        side = size
+        for i, (_, kernel, stride, padding) in enumerate(LAYOUTS[layout]):
+            if i == 0 and stem == "small":
+                kernel, stride, padding = 3, 1, 1
+            side = (side + 2 * padding - kernel) // stride + 1
+            if i in POOL_AFTER and not (i == 0 and stem == "small"):
+                side = (side - 3) // 2 + 1
+            if side < 1:
+                break
+        else:
+            return size
+    raise UserError(f"no image size fits model.layout={layout}, model.stem={stem}")
+
+
 def _activation(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU(inplace=True)
