@@ -13,7 +13,6 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from alexnet_lightning.errors import UserError
 from alexnet_lightning.models.alexnet import min_input_size
 
 AUTO = "auto"
@@ -37,18 +36,17 @@ def is_auto(value: object) -> bool:
 
 
 def image_size(short_sides: Sequence[int], low: int, high: int) -> Choice:
-    """The images' median short side, within [low, high] and rounded down to a multiple of 8 (never below low).
+    """The images' median short side, within [low, high] and rounded down to a multiple of 8.
 
     Small images are enlarged to what the network can take (the 11x11/4 stem at 64 px is ~15x cheaper
     than the 3x3/1 stem at 32 px); large ones are shrunk to ``high``, where a CPU run stays minutes.
+    ``low``, the network's own minimum, wins over ``high``.
     """
-    if low > high:
-        raise UserError(f"data.min_image_size={low} is above data.max_image_size={high}: lower or raise one")
     median = int(statistics.median(short_sides))
     size = max(low, min(high, median) // 8 * 8)
     if median < low:
         why = f"median short side {median} px, enlarged to the network's minimum {low}"
-    elif median > high:
+    elif median > size:
         why = f"median short side {median} px, reduced to data.max_image_size={high}"
     else:
         why = f"median short side {median} px"
@@ -84,7 +82,7 @@ def workers() -> Choice:
 
 
 def network_minimum(layout: str, stem_name: str) -> int:
-    """The smallest size ``image_size`` may choose: a multiple of 8, and 64 for the 11x11/4 stem (its 15x15 first map)."""
+    """The smallest size ``image_size`` may choose: a multiple of 8, and 64 for the 11x11/4 stem (15x15 first map)."""
     stem_name = "imagenet" if is_auto(stem_name) else stem_name
     floor = 64 if stem_name == "imagenet" else 0
     return max(floor, math.ceil(min_input_size(layout, stem_name) / 8) * 8)

@@ -138,7 +138,7 @@ def build_folders() -> None:
                 Image.fromarray(images[index]).save(gray / str(digit) / f"{i}.png")
     shapes = STUDY / "shapes30"  # 30 classes (shape x colour), 20 images each, 60-480 px, any aspect
     if not shapes.exists():
-        for s, shape in enumerate(SHAPES):
+        for shape in SHAPES:
             for c, colour in enumerate(COLOURS):
                 folder = shapes / f"{shape}_{c}"
                 folder.mkdir(parents=True)

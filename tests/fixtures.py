@@ -6,6 +6,7 @@ trained on them for a few steps learns something and a broken pipeline shows as 
 
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
 import struct
@@ -51,14 +52,22 @@ def make_class_folders(
     return root
 
 
-def _idx(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` (uint8) in the IDX format of the original MNIST files."""
+def _idx(path: Path, array: np.ndarray, compressed: bool = False) -> None:
+    """Write ``array`` (uint8) in the IDX format of the original MNIST files (gzip-compressed: ``path.gz``)."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    data = header + array.astype(np.uint8).tobytes()
+    if compressed:
+        Path(f"{path}.gz").write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
 
 
-def make_fake_mnist(root: Path, n_train: int = 64, n_test: int = 32, folder: str = "MNIST") -> Path:
-    """``root/<folder>/raw/`` with the four unpacked IDX files (``folder="FashionMNIST"`` for Fashion-MNIST).
+def make_fake_mnist(
+    root: Path, n_train: int = 64, n_test: int = 32, folder: str = "MNIST", compressed: bool = False
+) -> Path:
+    """``root/<folder>/raw/`` with the four IDX files (``folder="FashionMNIST"`` for Fashion-MNIST).
+
+    ``compressed``: the ``.gz`` files as they are distributed, instead of unpacked ones.
 
     Class ``k`` is a bright horizontal bar at row ``2k + 4``, so the classes are learnable.
     """
@@ -70,8 +79,8 @@ def make_fake_mnist(root: Path, n_train: int = 64, n_test: int = 32, folder: str
         images = rng.integers(0, 40, (n, 28, 28))
         for i, label in enumerate(labels):
             images[i, 2 * label + 4 : 2 * label + 6, 4:24] = 255
-        _idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        _idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        _idx(raw / f"{prefix}-images-idx3-ubyte", images, compressed)
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", labels, compressed)
     return root
 
 

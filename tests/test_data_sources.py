@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,39 @@ def test_unusable_data_sets_fail_before_training(tmp_path: Path, layout: str, me
         root = tmp_path / "nope"
     with pytest.raises(UserError, match=message):
         validate(imagefolder(str(root)), "imagefolder", str(root))
+
+
+def test_mnist_reads_the_official_gz_files_in_place(tmp_path: Path) -> None:
+    root = make_fake_mnist(tmp_path, n_train=30, n_test=10, compressed=True)
+    before = sorted(p.name for p in (root / "MNIST" / "raw").iterdir())
+    samples = mnist(str(root))
+    assert len(samples.items) == 40 and samples.labels[3] == 3
+    assert samples.load(samples.items[3])[0, 10, 10] == 255  # class 3's bar at rows 10-11
+    assert sorted(p.name for p in (root / "MNIST" / "raw").iterdir()) == before  # nothing unpacked or written
+
+
+def test_cifar10_tar_gz_in_place_and_tampered_pickle_refused(tmp_path: Path) -> None:
+    import tarfile
+
+    make_fake_cifar10(tmp_path / "src", n_train=50, n_test=20)
+    (tmp_path / "gz").mkdir()
+    with tarfile.open(tmp_path / "gz" / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    samples = cifar10(str(tmp_path / "gz"))
+    assert len(samples.items) == 70 and samples.classes[3] == "cat"
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with open(tmp_path / "src" / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({"data": Evil(), "labels": []}, f)
+    with pytest.raises(UserError, match=r"test_batch is not a CIFAR-10 batch .*io.open|builtins.open"):
+        cifar10(str(tmp_path / "src"))
+    assert not marker.exists()
+
+
+def test_a_folder_given_to_the_default_digits_names_the_presets(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"dataset=digits .* add dataset=imagefolder"):
+        find_samples("digits", str(tmp_path))

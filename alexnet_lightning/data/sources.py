@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from alexnet_lightning.data import archives
 from alexnet_lightning.data.decode import decode, is_image_path
 from alexnet_lightning.errors import UserError
 
@@ -162,27 +163,37 @@ def imagefolder(data_dir: str | None, test_dir: str | None = None) -> Samples:
 
 
 def _torchvision(name: str, data_dir: str | None, download: bool) -> Samples:
-    """MNIST, FashionMNIST or CIFAR10 through torchvision; train then test, test as given."""
+    """MNIST, FashionMNIST or CIFAR10 from their original files, read in place (.gz and .tar.gz too).
+
+    ``download=True`` lets torchvision fetch the files first (it needs the network); reading is
+    archives.py's either way. Train comes first, then test, which is kept as the test split.
+    """
     from torchvision import datasets
 
     root = Path(data_dir or ".").expanduser()
-    where = {"MNIST": "MNIST/raw/", "FashionMNIST": "FashionMNIST/raw/", "CIFAR10": "cifar-10-batches-py/"}[name]
+    where = {"MNIST": "MNIST/raw/", "FashionMNIST": "FashionMNIST/raw/", "CIFAR10": "cifar-10-python.tar.gz"}[name]
     try:
-        parts = [getattr(datasets, name)(str(root), train=train, download=download) for train in (True, False)]
-    except (RuntimeError, OSError) as e:  # missing or corrupt files, or no network for download=True
+        if download:
+            getattr(datasets, name)(str(root), train=True, download=True)
+        if name == "CIFAR10":
+            train, train_labels, test, test_labels, classes = archives.cifar10_arrays(root)
+        else:
+            train, train_labels, test, test_labels = archives.mnist_arrays(root / name / "raw")
+            classes = list(getattr(datasets, name).classes)
+    except (RuntimeError, OSError) as e:  # missing files, or no network for download=True
         how = "the download failed" if download else "they are missing"
         raise UserError(
             f"{name} files under {root} cannot be read ({how}): put the original files into {root / where} "
             "(from the official site or a copy), or pass data.options.download=true on a machine with internet"
         ) from e
-    images = [torch.as_tensor(np.asarray(p.data)) for p in parts]
-    images = torch.cat([x.unsqueeze(1) if x.ndim == 3 and name != "CIFAR10" else x.permute(0, 3, 1, 2) for x in images])
-    labels = [int(y) for p in parts for y in p.targets]
-    n_train = len(parts[0].targets)
+    images = torch.cat([torch.as_tensor(np.asarray(x)) for x in (train, test)])
+    images = images.unsqueeze(1) if images.ndim == 3 else images
+    labels = [int(y) for y in (*train_labels, *test_labels)]
+    n_train = len(train_labels)
     samples = Samples(
         items=list(range(len(labels))),
         labels=labels,
-        classes=list(parts[0].classes),
+        classes=classes,
         load=images.__getitem__,
         splits={"test": list(range(n_train, len(labels)))},
     )
@@ -209,6 +220,12 @@ def cifar10(data_dir: str | None, download: bool = False) -> Samples:
 def digits(data_dir: str | None = None) -> Samples:
     """scikit-learn's 1,797 bundled 8x8 handwritten digits, as 1-channel uint8 images."""
     from sklearn.datasets import load_digits
+
+    if data_dir is not None:  # the default data set: a data_dir given without dataset= is the user's own folder
+        raise UserError(
+            f"data_dir={data_dir} is set but dataset=digits (the bundled default) reads no folder: "
+            "add dataset=imagefolder (one sub-folder per class) or dataset=catsdogs (cat.1.jpg, dog.1.jpg)"
+        )
 
     bunch = load_digits()
     images = torch.from_numpy(np.clip(bunch.images * 16.0, 0, 255).astype(np.uint8)).unsqueeze(1)
