@@ -71,7 +71,8 @@ def test_checkpoint_reloads_with_weights_only_and_predicts_the_same(make_cfg, tm
     raw = torch.load(ckpt, map_location="cpu", weights_only=True)  # plain containers only
     hp = raw["hyper_parameters"]
     assert hp["class_names"] == [str(i) for i in range(10)]
-    assert hp["image_size"] == 64 and hp["in_channels"] == 1  # digits' 8 px enlarged to the network's minimum and len(hp["mean"]) == 1
+    # digits' 8 px images are enlarged to the network's minimum
+    assert hp["image_size"] == 64 and hp["in_channels"] == 1 and len(hp["mean"]) == 1
 
     first = AlexNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
     second = AlexNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
