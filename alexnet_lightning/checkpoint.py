@@ -46,8 +46,11 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"checkpoint {path} is not a readable PyTorch file ({reason}): was it truncated?") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"checkpoint {path} has no state_dict: use a .ckpt file written by alexnet_lightning.train")
-    if not isinstance(checkpoint.get("hyper_parameters"), dict):
+    if "hyper_parameters" not in checkpoint:
         raise UserError(f"checkpoint {path} has no hyper_parameters: it was not written by alexnet_lightning.train")
+    if not isinstance(checkpoint["hyper_parameters"], dict):
+        kind = type(checkpoint["hyper_parameters"]).__name__
+        raise UserError(f"checkpoint {path}: hyper_parameters is a {kind}, not a mapping: refused")
     try:
         checkpoint["hyper_parameters"] = plain_hparams(checkpoint["hyper_parameters"])
     except HParamError as e:

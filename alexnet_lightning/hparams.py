@@ -73,6 +73,8 @@ def _describe(hint: Any) -> str:
         return f"a list of {_describe(args[0]) if args else 'plain values'}"
     if hint is type(None):
         return "null"
+    if hint is _Unresolved:
+        return "an object (not plain data)"
     return getattr(hint, "__name__", str(hint))
 
 
@@ -167,12 +169,30 @@ def _check_signature(section: str, cfg: dict[str, Any], hints: dict[str, Any], r
 _NOUN = {"model": "network", "optimizer": "optimizer", "scheduler": "scheduler"}
 
 
+class _Unresolved:
+    """The hint of a parameter whose annotation does not resolve: no plain value fits it."""
+
+
+def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``typing.get_type_hints``, one parameter at a time when some annotation does not resolve."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:
+        pass
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+        probe = types.FunctionType((lambda: None).__code__, getattr(fn, "__globals__", {}))
+        probe.__annotations__ = {name: annotation}
+        try:
+            hints.update(typing.get_type_hints(probe))
+        except Exception:
+            hints[name] = _Unresolved
+    return hints
+
+
 def _signature_hints(fn: Callable[..., Any], skip: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """Keyword options of ``fn`` (minus ``skip``) with their type hints, and the required ones."""
-    try:
-        resolved = typing.get_type_hints(fn)
-    except Exception:  # an unresolvable hint: those options then take plain scalars only
-        resolved = {}
+    resolved = _type_hints(fn)
     hints, required = {}, []
     for name, p in inspect.signature(fn).parameters.items():
         if name in skip or name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
