@@ -11,10 +11,10 @@ read from a file is instantiated. The only objects built from hyperparameters ar
 
 Every value must be plain (None, bool, int, float, str, or a short list of those), with no
 ``${...}`` interpolation, and fit the builder's or class's signature (type hints, known keys,
-required keys, sane sizes). Training passes its composed config (which a user writes with
-``_target_``) through the same functions, as are checkpoints written before the plain form
-(``_target_`` exactly the builder, ``torch.optim.<Class>`` or ``torch.optim.lr_scheduler.<Class>``):
-both become the plain form, which is what checkpoints store and what the module builds from.
+required keys, sane sizes). Training's composed config (a user writes it with ``_target_``) goes
+through the same functions as checkpoints written before the plain form did: ``_target_`` exactly
+the builder, ``torch.optim.<Class>`` or ``torch.optim.lr_scheduler.<Class>``, nothing nested. Both
+become the plain form, which is what checkpoints store and what the module builds from.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ BUILDER = "alexnet_lightning.models.alexnet.build_alexnet"
 RUNTIME_OPTIONS = ("compile", "channels_last")  # how to run the network, not what it is
 SCHEDULER_OPTIONS = {"interval": Literal["epoch", "step"]}  # read by configure_optimizers, not by torch
 FILLED_AT_FIT = ("T_max", "total_steps")  # null: the run's max_epochs / estimated steps
-HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_recursive_", "_convert_")
 
 TOP_LEVEL = ("model", "optimizer", "scheduler", "class_names", "image_size", "in_channels", "mean", "std",
              "label_smoothing")  # fmt: skip
