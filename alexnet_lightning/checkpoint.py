@@ -1,8 +1,10 @@
-"""Load a trained classifier from its checkpoint alone, without ever running pickled code.
+"""Load a trained classifier from its checkpoint alone: nothing in the file can run code or write.
 
 ``torch.load(weights_only=True)`` only rebuilds tensors and plain containers. A checkpoint from
-``alexnet_lightning.train`` needs nothing else (its hyperparameters are plain values), so no extra
-globals are allowlisted: a file that names any other class or function is refused.
+``alexnet_lightning.train`` needs nothing else, so no extra globals are allowlisted: a file that
+names any other class or function is refused. Its hyperparameters are then checked by
+alexnet_lightning.hparams (plain values, known keys, sane sizes) and nothing named in them is
+instantiated: the network is always build_alexnet, the optimizer and scheduler torch classes.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from typing import Any
 import torch
 
 from alexnet_lightning.errors import UserError
+from alexnet_lightning.hparams import HParamError, plain_hparams
 from alexnet_lightning.module import AlexNetClassifier
-
-REQUIRED_HPARAMS = ("model", "class_names", "image_size", "in_channels", "mean", "std")
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint's contents, or a one-line UserError for a missing, corrupt or unsafe file."""
+    """The checkpoint's contents with plain, checked hyperparameters, or a one-line UserError for a
+    missing, corrupt or unsafe file."""
     if path is None or str(path) in ("", "???"):
         raise UserError("no checkpoint given: pass ckpt_path=outputs/DATE/TIME/checkpoints/last.ckpt")
     path = Path(path).expanduser()
@@ -44,22 +46,28 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"checkpoint {path} is not a readable PyTorch file ({reason}): was it truncated?") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"checkpoint {path} has no state_dict: use a .ckpt file written by alexnet_lightning.train")
-    missing = [k for k in REQUIRED_HPARAMS if k not in checkpoint.get("hyper_parameters", {})]
-    if missing:
-        raise UserError(
-            f"checkpoint {path} lacks {', '.join(missing)} in its hyper_parameters: "
-            "it was not written by alexnet_lightning.train"
-        )
+    if "hyper_parameters" not in checkpoint:
+        raise UserError(f"checkpoint {path} has no hyper_parameters: it was not written by alexnet_lightning.train")
+    if not isinstance(checkpoint["hyper_parameters"], dict):
+        kind = type(checkpoint["hyper_parameters"]).__name__
+        raise UserError(f"checkpoint {path}: hyper_parameters is a {kind}, not a mapping: refused")
+    try:
+        checkpoint["hyper_parameters"] = plain_hparams(checkpoint["hyper_parameters"])
+    except HParamError as e:
+        raise UserError(f"checkpoint {path}: hyper_parameters.{e}: refused") from None
     return checkpoint
 
 
 def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> AlexNetClassifier:
     """Rebuild the classifier from the checkpoint's hyperparameters and weights, in eval mode."""
     checkpoint = read_checkpoint(path, map_location)
-    hparams = dict(checkpoint["hyper_parameters"])
+    hparams = checkpoint["hyper_parameters"]
     if hparams["model"].get("pretrained"):  # the weights come from the checkpoint: never read pretrained ones again
         hparams["model"] = {**hparams["model"], "pretrained": False}
-    model = AlexNetClassifier(**hparams)
+    try:
+        model = AlexNetClassifier(**hparams)
+    except UserError as e:
+        raise UserError(f"checkpoint {path}: {e}") from None
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as e:

@@ -1,8 +1,9 @@
 """AlexNetClassifier: the LightningModule that trains, evaluates and predicts.
 
-Its hyperparameters are plain Python containers (the network, optimizer and scheduler
-configs with their ``_target_``, class names, image size, normalization), so a checkpoint
-describes itself and loads with ``torch.load(weights_only=True)``.
+Its hyperparameters are plain values (the network's options, the optimizer and scheduler by
+their torch class name, class names, image size, normalization), so a checkpoint describes itself,
+loads with ``torch.load(weights_only=True)`` and names no code. The network, optimizer and
+scheduler are built from them through alexnet_lightning.hparams, in training and in loading alike.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from alexnet_lightning.errors import UserError
+from alexnet_lightning.hparams import build_network, build_optimizer, build_scheduler, plain_hparams
 
 
 def _accuracies(num_classes: int) -> MetricCollection:
@@ -36,9 +37,6 @@ def weight_decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str
         {"params": decay, "weight_decay": weight_decay, "name": "weights"},
         {"params": no_decay, "weight_decay": 0.0, "name": "biases_norms"},
     ]
-
-
-RUNTIME_OPTIONS = ("compile", "channels_last")  # how to run the network, not what it is
 
 
 def model_option(cfg: dict[str, Any], key: str) -> Any:
@@ -59,15 +57,20 @@ class AlexNetClassifier(L.LightningModule):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        net_cfg = {k: v for k, v in model.items() if k not in RUNTIME_OPTIONS}
-        self.net = instantiate(net_cfg, num_classes=len(class_names), in_channels=in_channels)
+        hparams = plain_hparams(  # a training config's _target_ form becomes the plain form that checkpoints store
+            {"model": model, "optimizer": optimizer, "scheduler": scheduler, "class_names": class_names,
+             "image_size": image_size, "in_channels": in_channels, "mean": mean, "std": std,
+             "label_smoothing": label_smoothing}
+        )  # fmt: skip
+        self.save_hyperparameters(hparams)
+        model = hparams["model"]
+        self.net = build_network(model, num_classes=len(class_names), in_channels=in_channels)
         self._check_input_size(in_channels, image_size)
         self.memory_format = torch.channels_last if model.get("channels_last") else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         if model.get("compile"):
             self.net.compile()  # in place: parameter names, and so checkpoints, stay those of the plain network
-        self._check_optimizer(optimizer)
+        self._check_optimizer(hparams["optimizer"])
         self.label_smoothing = label_smoothing
         self.train_metrics = _accuracies(len(class_names)).clone(prefix="train/")
         self.val_metrics = _accuracies(len(class_names)).clone(prefix="val/")
@@ -94,7 +97,7 @@ class AlexNetClassifier(L.LightningModule):
     def _check_optimizer(cfg: dict[str, Any]) -> None:
         """Fail before training, in one line, on values the optimizer would reject later."""
         try:
-            instantiate(cfg, _partial_=True)(params=[nn.Parameter(torch.zeros(1))])
+            build_optimizer(cfg, [nn.Parameter(torch.zeros(1))])
         except ValueError as e:
             raise UserError(f"optimizer config rejected: {e}") from None
 
@@ -144,9 +147,9 @@ class AlexNetClassifier(L.LightningModule):
         return self(x).softmax(dim=1)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt_cfg = dict(self.hparams.optimizer)
+        opt_cfg = dict(self.hparams.optimizer)  # checked again by build_optimizer: tune may have set the lr
         weight_decay = opt_cfg.pop("weight_decay", 0.0)
-        optimizer = instantiate(opt_cfg, _partial_=True)(weight_decay_groups(self, weight_decay))
+        optimizer = build_optimizer(opt_cfg, weight_decay_groups(self, weight_decay))
         sched_cfg = self.hparams.scheduler
         if not sched_cfg:
             return {"optimizer": optimizer}
@@ -156,5 +159,5 @@ class AlexNetClassifier(L.LightningModule):
             sched_cfg["total_steps"] = int(self.trainer.estimated_stepping_batches)
         if sched_cfg.get("T_max", 0) is None:
             sched_cfg["T_max"] = max(1, self.trainer.max_epochs or 1)
-        scheduler = instantiate(sched_cfg, _partial_=True)(optimizer)
+        scheduler = build_scheduler(sched_cfg, optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

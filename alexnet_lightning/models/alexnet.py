@@ -16,6 +16,10 @@ from alexnet_lightning.errors import UserError
 
 Layout = Literal["torchvision", "original"]
 Norm = Literal["none", "lrn", "batchnorm"]
+Stem = Literal["imagenet", "small"]
+Activation = Literal["relu", "leaky_relu"]
+Head = Literal["fc", "gap"]
+Init = Literal["default", "kaiming", "xavier"]
 
 # (out_channels, kernel, stride, padding) of conv1..conv5, and after which convs a max-pool follows.
 LAYOUTS: dict[str, list[tuple[int, int, int, int]]] = {
@@ -67,10 +71,10 @@ class AlexNet(nn.Module):
         num_classes: int = 1000,
         in_channels: int = 3,
         layout: Layout = "torchvision",
-        stem: Literal["imagenet", "small"] = "imagenet",
+        stem: Stem = "imagenet",
         norm: Norm = "none",
         activation: str = "relu",
-        head: Literal["fc", "gap"] = "fc",
+        head: Head = "fc",
         dropout: float = 0.5,
         hidden: int = 4096,
     ) -> None:
@@ -190,16 +194,19 @@ def build_alexnet(
     num_classes: int,
     in_channels: int = 3,
     layout: Layout = "torchvision",
-    stem: str = "imagenet",
+    stem: Stem = "imagenet",
     norm: Norm = "none",
-    activation: str = "relu",
-    head: str = "fc",
+    activation: Activation = "relu",
+    head: Head = "fc",
     dropout: float = 0.5,
-    init: str = "default",
+    init: Init = "default",
     pretrained: bool = False,
     pretrained_path: str | None = None,
 ) -> AlexNet:
-    """Build the network from the plain ``model`` config saved in every checkpoint."""
+    """Build the network from the plain ``model`` options saved in every checkpoint.
+
+    Its signature is the allow-list of those options (alexnet_lightning.hparams checks them against it).
+    """
     model = AlexNet(num_classes, in_channels, layout, stem, norm, activation, head, dropout)
     init_weights(model, init)
     if pretrained:
