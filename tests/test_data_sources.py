@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,25 @@ def test_unusable_data_sets_fail_before_training(tmp_path: Path, layout: str, me
         root = tmp_path / "nope"
     with pytest.raises(UserError, match=message):
         validate(imagefolder(str(root)), "imagefolder", str(root))
+
+
+@pytest.mark.parametrize("source", ["digits", "imagefolder", "catsdogs", "mnist"])
+def test_data_module_pickles_after_setup(source: str, tmp_path: Path) -> None:
+    """ddp_spawn and spawned DataLoader workers pickle the data module: no lambdas or open handles in it."""
+    make = {
+        "digits": lambda: None,
+        "imagefolder": lambda: make_class_folders(tmp_path / "flowers", n_per_class=5),
+        "catsdogs": lambda: make_catsdogs_folder(tmp_path / "cd", n_per_class=5),
+        "mnist": lambda: make_fake_mnist(tmp_path / "mnist", n_train=30, n_test=10),
+    }
+    data_dir = make[source]()
+    dm = ImageDataModule(
+        source, str(data_dir) if data_dir else None, image_size=16, channels=1, normalize="half", val_fraction=0.3
+    )
+    dm.setup("fit")
+    copy = pickle.loads(pickle.dumps(dm))
+    assert copy.splits == dm.splits
+    assert [copy.samples.describe(p) for p in dm.splits["val"]] == [dm.samples.describe(p) for p in dm.splits["val"]]
+    x, y = next(iter(copy.train_dataloader()))
+    assert x.shape[1:] == (1, 16, 16) and len(x) == len(y)
+    pickle.dumps(copy.train_dataloader().dataset)
