@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from alexnet_lightning import resolvers
+from alexnet_lightning.config import check_config
 from alexnet_lightning.console import print_config_tree
 from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.errors import exit_on_user_error
@@ -34,6 +35,7 @@ def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one experiment and return its final metrics (the sweepers' objective among them)."""
+    check_config(cfg)
     out = Path(cfg.paths.output_dir)
     rank_zero = rank_zero_only.rank == 0  # DDP's other ranks share rank 0's run directory and write nothing
     if rank_zero:
