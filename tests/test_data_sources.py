@@ -142,3 +142,15 @@ def test_data_module_pickles_after_setup(source: str, tmp_path: Path) -> None:
     x, y = next(iter(copy.train_dataloader()))
     assert x.shape[1:] == (1, 16, 16) and len(x) == len(y)
     pickle.dumps(copy.train_dataloader().dataset)
+
+
+def test_data_module_with_the_gpu_pipeline_pickles_after_setup(tmp_path: Path) -> None:
+    """pipeline=gpu holds the image cache and the device augmenter: plain data too (built here on the CPU)."""
+    dm = ImageDataModule(
+        "digits", image_size=16, channels=1, normalize="half", pipeline="gpu", cache_size=16, cache_dir=str(tmp_path)
+    )
+    dm.setup("fit")
+    copy = pickle.loads(pickle.dumps(dm))
+    images, labels, sizes = next(iter(copy.train_dataloader()))
+    assert images.shape[1:] == (1, 16, 16) and images.dtype == torch.uint8 and len(labels) == len(sizes)
+    assert copy.device_augment(images, train=True).shape[1:] == (1, 16, 16)
