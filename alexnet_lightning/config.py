@@ -7,17 +7,21 @@ directory given instead of Hydra's ``outputs/DATE/TIME``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from alexnet_lightning import resolvers
+from alexnet_lightning.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
+_ABSENT = object()
 
 
 def compose_config(config_name: str, output_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
@@ -32,3 +36,66 @@ def compose_config(config_name: str, output_dir: str | Path, overrides: Sequence
         cfg.paths.output_dir = str(output_dir)
     GlobalHydra.instance().clear()
     return cfg
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(minimum: int, *also: Any) -> Callable[[Any], bool]:
+    return lambda v: v in also or (isinstance(v, int) and not isinstance(v, bool) and v >= minimum)
+
+
+def _fraction(upper_open: bool) -> Callable[[Any], bool]:
+    return lambda v: _number(v) and (0 <= v < 1 if upper_open else 0 <= v <= 1)
+
+
+def _positive(v: Any) -> bool:
+    return _number(v) and v > 0
+
+
+def _devices(v: Any) -> bool:
+    if isinstance(v, str):  # Lightning's "auto", "-1", "2" or "0,1"
+        parts = [p.strip() for p in v.split(",") if p.strip()]
+        return (
+            v == "auto" or v.strip() == "-1" or (bool(parts) and all(p.isdigit() for p in parts) and v.strip() != "0")
+        )
+    if isinstance(v, (list, tuple, ListConfig)):
+        return len(v) > 0 and all(_whole(0)(d) for d in v)
+    return _whole(1, -1)(v)
+
+
+# key: (is the value valid, what it must be). Keys a config lacks are not checked.
+CONFIG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "trainer.max_epochs": (_whole(1, -1, None, "auto"), "a whole number >= 1 (or -1 for no limit, or auto)"),
+    "trainer.devices": (_devices, "a number of devices >= 1, -1 (all), auto, or a list of device indices"),
+    "data.batch_size": (_whole(1), "a whole number >= 1"),
+    "data.image_size": (_whole(1, "auto"), "a whole number of pixels >= 1 (or auto)"),
+    "data.cache_size": (_whole(1, "auto"), "a whole number of pixels >= 1 (or auto)"),
+    "data.num_workers": (_whole(0, "auto"), "a whole number >= 0 (0: load in the main process), or auto"),
+    "data.val_fraction": (_fraction(upper_open=True), "a fraction in [0, 1)"),
+    "data.test_fraction": (_fraction(upper_open=True), "a fraction in [0, 1)"),
+    "model.in_channels": (lambda v: v in (1, 3, "auto") and not isinstance(v, bool), "1, 3 or auto"),
+    "optimizer.lr": (_positive, "a number > 0"),
+    "optimizer.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "label_smoothing": (_fraction(upper_open=True), "a number in [0, 1)"),
+    "batch_size": (_whole(1), "a whole number >= 1"),  # predict
+    "num_workers": (_whole(0), "a whole number >= 0"),  # predict
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Stop with one line naming the key when a value has the wrong type or lies out of range.
+
+    Called at the start of a command, before anything is built: a typo fails in a second, not after
+    the data set was scanned (or, for ``trainer.max_epochs=abc``, deep inside Lightning).
+    """
+    for key, (valid, what) in CONFIG_RULES.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)  # also for a ??? value
+        if value is not _ABSENT and not valid(value):
+            raise UserError(f"{key}={value!r} is invalid: it must be {what}")
+    val, test = (OmegaConf.select(cfg, f"data.{k}", default=0.0) for k in ("val_fraction", "test_fraction"))
+    if val + test >= 1:
+        raise UserError(
+            f"data.val_fraction={val} + data.test_fraction={test} leave no training images: their sum must be below 1"
+        )

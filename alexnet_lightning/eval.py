@@ -30,6 +30,7 @@ from torchmetrics.functional.classification import (
 
 from alexnet_lightning import plots, speed
 from alexnet_lightning.checkpoint import load_classifier, pick_device
+from alexnet_lightning.config import check_config
 from alexnet_lightning.errors import UserError, exit_on_user_error
 from alexnet_lightning.module import AlexNetClassifier
 from alexnet_lightning.predict import Predictor
@@ -151,6 +152,7 @@ def check_split_matches_training(out: Path, ckpt_path: Path, split: str) -> None
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    check_config(cfg)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.split not in ("test", "val"):

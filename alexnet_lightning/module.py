@@ -20,6 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from alexnet_lightning.errors import UserError
 from alexnet_lightning.hparams import build_network, build_optimizer, build_scheduler, plain_hparams
+from alexnet_lightning.schedule import fit_schedule_to_run
 
 
 def _accuracies(num_classes: int) -> MetricCollection:
@@ -122,6 +123,7 @@ class AlexNetClassifier(L.LightningModule):
         self.val_acc_best.reset()  # forget the sanity check's accuracy, not the resumed run's best
         if self.restored_acc_best is not None:
             self.val_acc_best.update(torch.tensor(self.restored_acc_best, device=self.device))
+        fit_schedule_to_run(self.trainer, self.hparams.scheduler)  # a resumed run may be longer
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["val_acc_best"] = float(self.val_acc_best.max_value)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alexnet_lightning import plots
 from alexnet_lightning.checkpoint import load_classifier, pick_device
+from alexnet_lightning.config import check_config
 from alexnet_lightning.data.decode import BadImageError, decode, is_image_path, to_channels
 from alexnet_lightning.data.transforms import eval_transform
 from alexnet_lightning.errors import UserError, exit_on_user_error
@@ -124,6 +125,7 @@ def predict_files(
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
+    check_config(cfg)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alexnet_lightning import resolvers, sizing
+from alexnet_lightning.config import check_config
 from alexnet_lightning.console import print_config_tree
 from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.errors import exit_on_user_error
@@ -37,6 +38,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     ``warnings`` lists what the run said about itself (e.g. that it was not learning), when it said anything.
     """
+    check_config(cfg)
     out = Path(cfg.paths.output_dir)
     rank_zero = rank_zero_only.rank == 0  # DDP's other ranks share rank 0's run directory and write nothing
     L.seed_everything(cfg.seed, workers=True)

@@ -156,3 +156,37 @@ def test_cifar10_tar_gz_in_place_and_tampered_pickle_refused(tmp_path: Path) -> 
 def test_a_folder_given_to_the_default_digits_names_the_presets(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"dataset=digits .* add dataset=imagefolder"):
         find_samples("digits", str(tmp_path))
+
+
+@pytest.mark.parametrize("source", ["digits", "imagefolder", "catsdogs", "mnist"])
+def test_data_module_pickles_after_setup(source: str, tmp_path: Path) -> None:
+    """ddp_spawn and spawned DataLoader workers pickle the data module: no lambdas or open handles in it."""
+    make = {
+        "digits": lambda: None,
+        "imagefolder": lambda: make_class_folders(tmp_path / "flowers", n_per_class=5),
+        "catsdogs": lambda: make_catsdogs_folder(tmp_path / "cd", n_per_class=5),
+        "mnist": lambda: make_fake_mnist(tmp_path / "mnist", n_train=30, n_test=10),
+    }
+    data_dir = make[source]()
+    dm = ImageDataModule(
+        source, str(data_dir) if data_dir else None, image_size=16, channels=1, normalize="half", val_fraction=0.3
+    )
+    dm.setup("fit")
+    copy = pickle.loads(pickle.dumps(dm))
+    assert copy.splits == dm.splits
+    assert [copy.samples.describe(p) for p in dm.splits["val"]] == [dm.samples.describe(p) for p in dm.splits["val"]]
+    x, y = next(iter(copy.train_dataloader()))
+    assert x.shape[1:] == (1, 16, 16) and len(x) == len(y)
+    pickle.dumps(copy.train_dataloader().dataset)
+
+
+def test_data_module_with_the_gpu_pipeline_pickles_after_setup(tmp_path: Path) -> None:
+    """pipeline=gpu holds the image cache and the device augmenter: plain data too (built here on the CPU)."""
+    dm = ImageDataModule(
+        "digits", image_size=16, channels=1, normalize="half", pipeline="gpu", cache_size=16, cache_dir=str(tmp_path)
+    )
+    dm.setup("fit")
+    copy = pickle.loads(pickle.dumps(dm))
+    images, labels, sizes = next(iter(copy.train_dataloader()))
+    assert images.shape[1:] == (1, 16, 16) and images.dtype == torch.uint8 and len(labels) == len(sizes)
+    assert copy.device_augment(images, train=True).shape[1:] == (1, 16, 16)

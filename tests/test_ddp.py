@@ -59,3 +59,23 @@ def test_ddp_sim_sweep_fits_and_tests_with_global_metrics(tmp_path: Path) -> Non
     (single,) = trainer.test(model, datamodule=datamodule, verbose=False)
     assert record["metrics"]["test/acc"] == pytest.approx(single["test/acc"], abs=1e-6)
     assert record["metrics"]["test/loss"] == pytest.approx(single["test/loss"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_ddp_spawn_on_cpu_pickles_everything_and_runs(tmp_path: Path) -> None:
+    """ddp_spawn pickles the trainer, model, data module and callbacks into fresh processes."""
+    run = tmp_path / "run"
+    result = run_cli(
+        "alexnet_lightning.train",
+        "trainer=ddp_sim",
+        "trainer.strategy=ddp_spawn",
+        *LIMITS,
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Can't pickle" not in result.stderr
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "ok" and 0.0 <= record["metrics"]["test/acc"] <= 1.0
+    assert (run / "checkpoints" / "last.ckpt").is_file()

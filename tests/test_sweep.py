@@ -35,8 +35,8 @@ def test_grid_sweep_summarizes_every_run_and_survives_a_failing_one(tmp_path: Pa
     assert ok.status == "ok" and ok["test/acc"] >= 0 and ok.epochs == 1 and ok.wall_s > 0
     assert ok.run_dir == str(sweep / "0") and "optimizer.lr=0.001" in ok.overrides
     assert failed.status == "failed" and math.isnan(failed.objective)
-    assert failed.error == "optimizer config rejected: Invalid learning rate: -1"
-    assert "error: optimizer config rejected" in result.stderr and "Traceback" not in result.stderr
+    assert failed.error == "optimizer.lr=-1 is invalid: it must be a number > 0"
+    assert "error: optimizer.lr=-1 is invalid" in result.stderr and "Traceback" not in result.stderr
     assert f"best run 0 (optimizer.lr=0.001 {' '.join(TINY)})" in result.stdout
     assert "Best run: **0**" in (sweep / "summary.md").read_text()
 

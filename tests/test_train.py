@@ -106,7 +106,8 @@ def test_cli_debug_run_exits_zero(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("dataset=nope", "Could not find 'dataset/nope'"),
-        ("optimizer.lr=-1", "error: optimizer config rejected: Invalid learning rate: -1"),
+        ("optimizer.lr=-1", "error: optimizer.lr=-1 is invalid: it must be a number > 0"),
+        ("++optimizer.betas=[0.9,1.5]", "error: optimizer config rejected: Invalid beta parameter at index 1: 1.5"),
         ("model.head=wide", "error: model.head='wide' is unknown: use fc or gap"),
     ],
 )

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from alexnet_lightning.atomic import atomic_path, write_atomic
 from alexnet_lightning.data.decode import BadImageError, decode, to_channels
 from alexnet_lightning.data.fingerprint import fingerprint
 from alexnet_lightning.data.order import EpochShuffle
@@ -90,27 +91,43 @@ def build_cache(
     key = fingerprint(items, "image-cache", CACHE_FORMAT, size, channels, *identity)
     cache_dir = Path(cache_dir).expanduser()
     path, meta_path = cache_dir / f"images-{key}.u8", cache_dir / f"images-{key}.json"
-    if meta_path.is_file() and path.is_file():
-        meta = json.loads(meta_path.read_text())
-        return ImageCache(
-            path, len(items), channels, size, np.asarray(meta["rows"]), np.asarray(meta["sizes"]), meta["bad"], 0
-        )
+    built = _load_built(path, meta_path, len(items), channels, size)
+    if built is not None:
+        return built
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    try:
+    with atomic_path(path) as partial:  # an interrupted build leaves no half-written file behind
         sizes, bad = _write(
             partial, items, size, channels, load or (lambda item: decode(item, channels)), decoder, workers, progress
         )
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)  # an interrupted build leaves no half-written file behind
     rows = np.where(sizes[:, 0] > 0, np.arange(len(items)), -1)
     meta = {"items": [str(i) for i in items], "rows": rows.tolist(), "sizes": sizes.tolist(), "bad": bad}
-    tmp = meta_path.with_suffix(f".{os.getpid()}.partial")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, meta_path)  # written last: a cache without its metadata is never used
+    write_atomic(meta_path, json.dumps(meta))  # written last: a cache without its metadata is never used
     return ImageCache(path, len(items), channels, size, rows, sizes, bad, len(items))
+
+
+def _load_built(path: Path, meta_path: Path, count: int, channels: int, size: int) -> ImageCache | None:
+    """The cache an earlier run built, or None when it is missing or damaged (and is then built again).
+
+    Damaged: metadata that does not parse or does not describe ``count`` rows, or an image file whose
+    length is not ``count`` rows of ``channels x size x size`` bytes (truncated, or written by other code).
+    """
+    if not (meta_path.is_file() and path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        rows, sizes, bad = (
+            np.asarray(meta["rows"], dtype=np.int64),
+            np.asarray(meta["sizes"], dtype=np.int64),
+            meta["bad"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    expected_bytes = max(count, 1) * channels * size * size
+    if rows.shape != (count,) or sizes.shape != (count, 2) or not isinstance(bad, dict):
+        return None
+    if path.stat().st_size != expected_bytes or rows.max(initial=-1) >= count:
+        return None
+    return ImageCache(path, count, channels, size, rows, sizes, bad, 0)
 
 
 def _write(

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from rich.progress import track
 
+from alexnet_lightning.atomic import write_atomic
 from alexnet_lightning.data.decode import BadImageError, check
 from alexnet_lightning.data.fingerprint import fingerprint
 
@@ -58,7 +59,7 @@ def scan_files(paths: Sequence[Path], cache_dir: str | Path | None = None, worke
         try:
             saved = json.loads(cache.read_text())
             return Scan({k: tuple(v) for k, v in saved["info"].items()}, saved["bad"])
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass  # a damaged cache file is rebuilt below
     results = _parallel(_check_one, names, "checking images", workers)
     scan = Scan(
@@ -66,10 +67,7 @@ def scan_files(paths: Sequence[Path], cache_dir: str | Path | None = None, worke
         bad={n: r for n, r in zip(names, results, strict=True) if isinstance(r, str)},
     )
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"info": scan.info, "bad": scan.bad}))
-        tmp.replace(cache)  # atomic: parallel runs of a sweep never read half a file
+        write_atomic(cache, json.dumps({"info": scan.info, "bad": scan.bad}))  # parallel runs of a sweep share it
     return scan
 
 

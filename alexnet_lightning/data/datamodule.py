@@ -237,7 +237,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             [self.samples.items[p] for p in train], self.source, self.data_dir, self.image_size, self.channels
         )
         cache = self.cache_dir / "stats" / f"{key}.json" if self.cache_dir else None
-        cached = load_cached(cache) if cache else None
+        cached = load_cached(cache, self.channels) if cache else None
         if cached:
             log.info("normalization statistics reused from %s", cache)
             return cached

@@ -40,10 +40,20 @@ class Samples:
     """Folder that item paths are shown relative to."""
     skipped: Counter = field(default_factory=Counter)
     """Files that are not samples, by why: hidden, not an image, no class in the name."""
+    name: str | None = None
+    """In-memory data sets: the prefix of their items' names (``digits:5``, ``MNIST:test:3``)."""
 
     def describe(self, i: int) -> str:
-        """A stable, human-readable name of item ``i`` for split files and reports."""
+        """A stable, human-readable name of item ``i`` for split files and reports.
+
+        A plain method over plain fields, so that Samples pickles (DDP spawn, DataLoader workers).
+        """
         item = self.items[i]
+        if self.name is not None:
+            test = self.splits.get("test")
+            if not test:
+                return f"{self.name}:{item}"
+            return f"{self.name}:test:{item - test[0]}" if item >= test[0] else f"{self.name}:train:{item}"
         if isinstance(item, Path) and self.root is not None and item.is_relative_to(self.root):
             return item.relative_to(self.root).as_posix()
         return str(item)
@@ -60,6 +70,7 @@ class Samples:
             splits=splits,
             root=self.root,
             skipped=self.skipped,
+            name=self.name,
         )
 
 
@@ -190,15 +201,14 @@ def _torchvision(name: str, data_dir: str | None, download: bool) -> Samples:
     images = images.unsqueeze(1) if images.ndim == 3 else images
     labels = [int(y) for y in (*train_labels, *test_labels)]
     n_train = len(train_labels)
-    samples = Samples(
+    return Samples(
         items=list(range(len(labels))),
         labels=labels,
         classes=classes,
         load=images.__getitem__,
         splits={"test": list(range(n_train, len(labels)))},
+        name=name,
     )
-    samples.describe = lambda i: f"{name}:{'train' if i < n_train else 'test'}:{i if i < n_train else i - n_train}"  # type: ignore[method-assign]
-    return samples
 
 
 def mnist(data_dir: str | None, download: bool = False) -> Samples:
@@ -229,14 +239,13 @@ def digits(data_dir: str | None = None) -> Samples:
 
     bunch = load_digits()
     images = torch.from_numpy(np.clip(bunch.images * 16.0, 0, 255).astype(np.uint8)).unsqueeze(1)
-    samples = Samples(
+    return Samples(
         items=list(range(len(images))),
         labels=[int(y) for y in bunch.target],
         classes=[str(c) for c in bunch.target_names],
         load=images.__getitem__,
+        name="digits",
     )
-    samples.describe = lambda i: f"digits:{i}"  # type: ignore[method-assign]
-    return samples
 
 
 SOURCES: dict[str, Callable[..., Samples]] = {

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 from pathlib import Path
 
 import torch
 from rich.progress import track
 from torch.utils.data import DataLoader, Dataset
+
+from alexnet_lightning.atomic import write_atomic
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,20 +34,25 @@ def channel_stats(dataset: Dataset, batch_size: int = 256, num_workers: int = 0)
     return mean.tolist(), std.tolist()
 
 
-def load_cached(path: Path) -> tuple[list[float], list[float]] | None:
-    """Statistics saved by an earlier run with the same training files and size, if any."""
+def load_cached(path: Path, channels: int | None = None) -> tuple[list[float], list[float]] | None:
+    """Statistics saved by an earlier run with the same training files and size, if any.
+
+    A damaged file (not JSON, wrong fields, not one finite value per channel) is None:
+    the statistics are computed again and the file replaced.
+    """
     try:
         saved = json.loads(path.read_text())
-        return [float(v) for v in saved["mean"]], [float(v) for v in saved["std"]]
+        mean, std = [float(v) for v in saved["mean"]], [float(v) for v in saved["std"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    sizes_ok = len(mean) == len(std) > 0 and channels in (None, len(mean))
+    if not sizes_ok or not all(math.isfinite(v) for v in mean + std) or min(std) < 0:
+        return None
+    return mean, std
 
 
 def save_cached(path: Path, mean: list[float], std: list[float]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"mean": mean, "std": std}))
-    tmp.replace(path)  # atomic: runs of a sweep share the cache
+    write_atomic(path, json.dumps({"mean": mean, "std": std}))  # runs of a sweep share the cache
 
 
 def fixed_stats(normalize: str, channels: int) -> tuple[list[float], list[float]] | None:

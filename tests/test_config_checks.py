@@ -1,0 +1,84 @@
+"""Wrong-typed or out-of-range config values stop a command in one line that names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import compose_config, run_cli
+
+from alexnet_lightning.config import check_config
+from alexnet_lightning.errors import UserError
+
+BAD = [
+    ("trainer.max_epochs=abc", "trainer.max_epochs='abc'"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0"),
+    ("trainer.max_epochs=1.5", "trainer.max_epochs=1.5"),
+    ("trainer.devices=0", "trainer.devices=0"),
+    ("trainer.devices=-2", "trainer.devices=-2"),
+    ("data.batch_size=-1", "data.batch_size=-1"),
+    ("data.batch_size=0", "data.batch_size=0"),
+    ("data.batch_size=true", "data.batch_size=True"),
+    ("data.image_size=0", "data.image_size=0"),
+    ("data.image_size=big", "data.image_size='big'"),
+    ("data.num_workers=-1", "data.num_workers=-1"),
+    ("data.val_fraction=1.5", "data.val_fraction=1.5"),
+    ("data.val_fraction=-0.1", "data.val_fraction=-0.1"),
+    ("data.test_fraction=1", "data.test_fraction=1"),
+    ("data.test_fraction=abc", "data.test_fraction='abc'"),
+    ("model.in_channels=2", "model.in_channels=2"),
+    ("optimizer.lr=-1", "optimizer.lr=-1"),
+    ("optimizer.lr=0", "optimizer.lr=0"),
+    ("optimizer.lr=fast", "optimizer.lr='fast'"),
+    ("optimizer.weight_decay=-0.1", "optimizer.weight_decay=-0.1"),
+    ("label_smoothing=1.0", "label_smoothing=1.0"),
+    ("label_smoothing=-0.1", "label_smoothing=-0.1"),
+]
+
+
+@pytest.mark.parametrize(("override", "named"), BAD)
+def test_a_bad_value_names_its_key(override: str, named: str, tmp_path: Path) -> None:
+    with pytest.raises(UserError) as info:
+        check_config(compose_config("config", tmp_path, override))
+    assert str(info.value).startswith(f"{named} is invalid: it must be"), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_fractions_that_leave_no_training_images(tmp_path: Path) -> None:
+    cfg = compose_config("config", tmp_path, "data.val_fraction=0.5", "data.test_fraction=0.5")
+    with pytest.raises(UserError, match=r"data\.val_fraction=0\.5 \+ data\.test_fraction=0\.5 leave no training"):
+        check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("data.image_size=auto", "model.in_channels=auto"),  # filled in from the data (another branch)
+        ("trainer.max_epochs=-1", "trainer.devices=auto", "data.num_workers=0", "data.test_fraction=0"),
+        ("trainer.devices=[0,1]", "optimizer.lr=1", "label_smoothing=0.1", "trainer=ddp_sim"),
+        ("experiment=catsdogs",),
+    ],
+)
+def test_good_values_pass(overrides: tuple[str, ...], tmp_path: Path) -> None:
+    check_config(compose_config("config", tmp_path, *overrides))
+
+
+def test_other_commands_check_their_keys(tmp_path: Path) -> None:
+    check_config(compose_config("eval", tmp_path, "ckpt_path=x.ckpt"))
+    with pytest.raises(UserError, match=r"^data\.batch_size=0 is invalid"):
+        check_config(compose_config("eval", tmp_path, "ckpt_path=x.ckpt", "data.batch_size=0"))
+    with pytest.raises(UserError, match=r"^num_workers=-2 is invalid"):
+        check_config(compose_config("predict", tmp_path, "ckpt_path=x.ckpt", "inputs=x", "num_workers=-2"))
+
+
+@pytest.mark.parametrize("override", ["trainer.max_epochs=abc", "data.val_fraction=1.5"])
+def test_the_command_line_gets_one_line_and_exit_code_2(override: str, tmp_path: Path) -> None:
+    result = run_cli(
+        "alexnet_lightning.train", override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    key = override.split("=")[0]
+    assert lines[-1].startswith(f"error: {key}=") and "is invalid" in lines[-1], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
