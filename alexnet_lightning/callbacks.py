@@ -214,15 +214,17 @@ class LearningWatch(L.Callback):
     """Say when a run is not learning, and stop one whose loss is no longer a number.
 
     The chance loss is the cross-entropy of always predicting the training split's class frequencies
-    (ln C for balanced classes). A run whose mean training loss is still above ``ratio`` x that after
-    ``after_steps`` optimizer steps is warned about once, with a learning rate to try; at the end a
-    best model no better than always answering the largest class is named as such. A NaN or infinite
-    loss stops the run with one line (the last good checkpoint is the last one written).
+    (ln C for balanced classes); chance accuracy is always answering the largest validation class.
+    At the first epoch end after ``after_steps`` optimizer steps, a run whose mean training loss is
+    still above ``ratio`` x the chance loss while its best validation accuracy is within ``margin`` of
+    chance is warned about once, with a learning rate to try. (The loss alone misleads: a two-class
+    run that learns well often stays above ln 2 for its first epochs.) At the end, a best model no
+    better than chance is named as such. A NaN or infinite loss stops the run with one line.
     """
 
-    def __init__(self, after_steps: int = 50, ratio: float = 0.9, check_every: int = 10) -> None:
-        self.after_steps, self.ratio, self.check_every = after_steps, ratio, check_every
-        self.chance_loss = math.nan
+    def __init__(self, after_steps: int = 50, ratio: float = 0.9, margin: float = 0.05, check_every: int = 10) -> None:
+        self.after_steps, self.ratio, self.margin, self.check_every = after_steps, ratio, margin, check_every
+        self.chance_loss = self.chance_acc = math.nan
         self.checked = False
         self.warnings: list[str] = []
 
@@ -232,9 +234,12 @@ class LearningWatch(L.Callback):
             log.warning(message)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        counts = _label_counts(trainer.datamodule, "train", len(pl_module.hparams.class_names))
+        n = len(pl_module.hparams.class_names)
+        counts = _label_counts(trainer.datamodule, "train", n)
         p = counts[counts > 0] / counts.sum()
         self.chance_loss = float(-(p * p.log()).sum()) if len(p) else math.nan
+        val = _label_counts(trainer.datamodule, "val", n)
+        self.chance_acc = float(val.max() / val.sum()) if val.sum() else math.nan
         self.checked = trainer.global_step >= self.after_steps  # a resumed run was checked before
 
     def on_train_batch_end(
@@ -245,36 +250,34 @@ class LearningWatch(L.Callback):
         loss = float(outputs["loss"].detach())
         if not math.isfinite(loss):
             lr = trainer.optimizers[0].param_groups[0]["lr"]
+            last = _last_checkpoint(trainer)
             raise UserError(
                 f"the training loss became {loss} in epoch {trainer.current_epoch} (step {trainer.global_step}): "
                 f"the run diverged and stops; lower the learning rate (now {lr:.3g}), e.g. optimizer.lr={lr / 10:.3g}"
-                f"{'; the last good checkpoint: ' + _last_checkpoint(trainer) if _last_checkpoint(trainer) else ''}"
+                + (f"; the last good checkpoint: {last}" if last else "")
             )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loss = trainer.callback_metrics.get("train/loss")
-        if self.checked or loss is None or trainer.global_step < self.after_steps:
+        metrics = trainer.callback_metrics
+        if self.checked or "train/loss" not in metrics or trainer.global_step < self.after_steps:
             return
         self.checked = True
-        loss = float(loss)
-        learning = loss < self.ratio * self.chance_loss
+        loss, best = float(metrics["train/loss"]), float(metrics.get("val/acc_best", math.nan))
         pl_module.log("train/chance_loss", self.chance_loss, sync_dist=True)
-        if not learning:
-            lr = trainer.optimizers[0].param_groups[0]["lr"]
-            base = pl_module.hparams.optimizer.get("lr", lr)
+        if loss >= self.ratio * self.chance_loss and not best > self.chance_acc + self.margin:
+            lr = pl_module.hparams.optimizer.get("lr", trainer.optimizers[0].param_groups[0]["lr"])
             self._warn(
                 trainer,
-                f"not learning: train/loss is {loss:.3f} after {trainer.global_step} steps, not below the chance "
-                f"loss {self.chance_loss:.3f} (always answering the class frequencies); try a 10x lower "
-                f"learning rate: optimizer.lr={base / 10:.3g} (now {base:.3g})",
+                f"not learning: after {trainer.global_step} steps train/loss is {loss:.3f}, not below the chance loss "
+                f"{self.chance_loss:.3f}, and val/acc {best:.3f} is at chance ({self.chance_acc:.3f}); "
+                f"try a 10x lower learning rate: optimizer.lr={lr / 10:.3g} (now {lr:.3g})",
             )
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         best = getattr(pl_module, "val_acc_best", None)
-        counts = _label_counts(trainer.datamodule, "val", len(pl_module.hparams.class_names))
-        if best is None or counts.sum() == 0:
+        if best is None or not math.isfinite(self.chance_acc):
             return
-        best_acc, majority = float(best.compute()), float(counts.max() / counts.sum())
+        best_acc, majority = float(best.compute()), self.chance_acc
         stopper = trainer.early_stopping_callback
         how = (
             f"early stopping ended the run after {stopper.stopped_epoch + 1} epochs"
