@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from alexnet_lightning import plots
+from alexnet_lightning import plots, sizing
 from alexnet_lightning.data.checks import content_hashes
 from alexnet_lightning.data.datamodule import SPLITS, ImageDataModule
 from alexnet_lightning.data.decode import to_channels
@@ -101,7 +101,8 @@ def sample_grid(dm: ImageDataModule, path: Path, n: int, seed: int) -> None:
 
 def inspect(cfg: DictConfig) -> list[str]:
     """The doctor's report as lines; writes samples.png and bad_files.txt into the output folder."""
-    dm: ImageDataModule = hydra.utils.instantiate(cfg.data)
+    smallest = sizing.network_minimum(cfg.model.layout, cfg.model.stem)
+    dm: ImageDataModule = hydra.utils.instantiate(cfg.data, min_image_size=smallest)
     dm.load_samples()
     out = Path(cfg.paths.output_dir)
     samples = dm.samples

@@ -19,14 +19,6 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def network_min_size(layout: str, stem: str) -> int:
-    """``${network_min_size:${model.layout},${model.stem}}``: the smallest size data.image_size=auto may pick."""
-    from alexnet_lightning.sizing import network_minimum
-
-    return network_minimum(layout, stem)
-
-
 def register() -> None:
     OmegaConf.register_new_resolver("on_gpu", mixed_precision_on_gpu, replace=True)
     OmegaConf.register_new_resolver("cuda", cuda_available, replace=True)
-    OmegaConf.register_new_resolver("network_min_size", network_min_size, replace=True)

@@ -43,7 +43,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     rank_zero = rank_zero_only.rank == 0  # DDP's other ranks share rank 0's run directory and write nothing
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    smallest = sizing.network_minimum(cfg.model.layout, cfg.model.stem)  # where data.image_size=auto may stop
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, min_image_size=smallest)
     datamodule.setup("fit")
     choices = resolve_auto(cfg, datamodule)
     if rank_zero:
