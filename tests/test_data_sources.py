@@ -65,6 +65,15 @@ def test_imagefolder_keeps_given_train_val_test_folders(tmp_path: Path) -> None:
     assert all("/val/" in f"/{dm.samples.describe(p)}" for p in dm.splits["val"])
 
 
+def test_a_val_split_carved_out_of_a_given_train_folder_leaves_it(tmp_path: Path) -> None:
+    for split, n in (("train", 20), ("test", 3)):
+        make_class_folders(tmp_path / "cifar" / split, ("cat", "dog"), n_per_class=n)
+    dm = ImageDataModule("imagefolder", str(tmp_path / "cifar"), normalize="half", val_fraction=0.2)
+    dm.load_samples()
+    assert {name: len(p) for name, p in dm.splits.items()} == {"train": 32, "val": 8, "test": 6}
+    assert not set(dm.splits["train"]) & set(dm.splits["val"])  # no image both trained on and validated on
+
+
 def test_fake_mnist_loads_through_torchvision(tmp_path: Path) -> None:
     samples = mnist(str(make_fake_mnist(tmp_path, n_train=30, n_test=10)))
     assert len(samples.items) == 40 and samples.splits["test"] == list(range(30, 40))

@@ -226,7 +226,8 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             0.0 if "test" in given else self.test_fraction,
             self.seed,
         )
-        return {name: given.get(name) or [pool[i] for i in carved[name]] for name in SPLITS}
+        splits = {name: [pool[i] for i in carved[name]] for name in SPLITS}  # train: what carving leaves of the pool
+        return splits | {name: pos for name, pos in given.items() if name != "train" and pos}
 
     def _stats(self) -> tuple[list[float], list[float]]:
         fixed = fixed_stats(self.normalize, self.channels)
