@@ -93,7 +93,7 @@ def test_loads_weights_and_everything_needed_from_the_checkpoint_alone(tiny_chec
     raw = torch.load(ckpt, weights_only=True)
     assert not model.training
     assert model.hparams.class_names == [str(i) for i in range(10)]
-    assert (model.hparams.image_size, model.hparams.in_channels, len(model.hparams.mean)) == (72, 1, 1)
+    assert (model.hparams.image_size, model.hparams.in_channels, len(model.hparams.mean)) == (64, 1, 1)
     for key, value in raw["state_dict"].items():
         assert torch.equal(model.state_dict()[key], value), key
     assert pickle.dumps(dict(model.hparams))  # plain containers only

@@ -39,7 +39,7 @@ def test_onnx_export_matches_pytorch_and_runs_without_the_package(tiny_checkpoin
     assert "onnx vs PyTorch, real_batch10: max abs difference of logits" in printed
 
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["class_names"] == [str(i) for i in range(10)] and meta["image_size"] == 72
+    assert meta["class_names"] == [str(i) for i in range(10)] and meta["image_size"] == 64
     assert set(meta["max_abs_difference"]) == {"random_batch1", "random_batch7", "real_batch10"}
 
     session = ort.InferenceSession(str(out / meta["file"]), providers=["CPUExecutionProvider"])
@@ -60,7 +60,7 @@ def test_torchscript_export_loads_with_torch_alone(tiny_checkpoint, tmp_path: Pa
     assert result["max_abs_difference"] <= 1e-4
     meta = json.loads((out / "metadata.json").read_text())
     scripted = torch.jit.load(str(out / meta["file"]))
-    x = torch.randn(5, 1, 72, 72)
+    x = torch.randn(5, 1, 64, 64)
     with torch.no_grad():
         assert torch.allclose(scripted(x), load_classifier(ckpt)(x), atol=1e-5)
 

@@ -115,6 +115,8 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         self.std: list[float] = list(std or [])
         self.pipeline = ("gpu" if torch.cuda.is_available() else "cpu") if pipeline == "auto" else pipeline
         self.decode, self.cache_size = decode, cache_size
+        if self.pipeline == "gpu" and not any(map(sizing.is_auto, (cache_size, image_size))):
+            self._check_cache_size()
         self.cache: ImageCache | None = None
 
     @property
@@ -136,8 +138,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         """Decode every image once into the cache; bad files it finds are excluded like the file check's."""
         if sizing.is_auto(self.cache_size):  # twice the training size keeps crops sharp, as on the CPU path
             self.cache_size = max(self.image_size, min(256, 2 * self.image_size))
-        if self.cache_size < self.image_size:
-            raise UserError(f"data.cache_size={self.cache_size} is below data.image_size={self.image_size}: raise it")
+        self._check_cache_size()
         if self.cache_dir is None:
             raise UserError("data.pipeline=gpu keeps its image cache in data.cache_dir: set it (or use pipeline=cpu)")
         load = self.samples.load
@@ -156,6 +157,10 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         if self.cache.bad:
             log.warning("%d more bad image files excluded by the image cache: %s", len(self.cache.bad), self.cache.bad)
             self.bad_files.update(self.cache.bad)
+
+    def _check_cache_size(self) -> None:
+        if self.cache_size < self.image_size:
+            raise UserError(f"data.cache_size={self.cache_size} is below data.image_size={self.image_size}: raise it")
 
     def _device_augment(self) -> DeviceAugment:
         rank = self.trainer.global_rank if self.trainer is not None else 0
