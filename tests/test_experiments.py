@@ -59,7 +59,7 @@ RECIPES: dict[str, Callable] = {
         and c.augment == "seed000"
         and c.label_smoothing == 0.1
         and c.trainer.max_epochs == 60
-        and c.callbacks.early_stopping is None
+        and "early_stopping" not in c.callbacks
     ),
     "catsdogs_cpu": lambda c: (
         c.model.head == "gap"
