@@ -22,7 +22,6 @@ COMMON = (
     f"+trainer.limit_train_batches={BATCHES}",
     "+trainer.limit_val_batches=2",
     f"trainer.max_epochs={EPOCHS}",
-    "callbacks.early_stopping=null",
     "callbacks.progress_bar=null",
     "test=false",
 )
