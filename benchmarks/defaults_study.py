@@ -216,9 +216,24 @@ def run(recipe: str, folders: list[str], tag: str) -> None:
               f"epochs {row['epochs']} {row['wall_s']} s {row['status']}", flush=True)  # fmt: skip
 
 
+def defaults_table(rows: list[dict[str, str]]) -> None:
+    """What the defaults chose and reached on each folder (the last ``defaults`` row of each)."""
+    last = {r["folder"]: r for r in rows if r["recipe"] == "defaults"}
+    print("| folder | dataset | chosen | epochs | best val | test | wall |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for folder, r in last.items():
+        chosen = "; ".join(c.split(" (")[0] for c in r["chosen"].split("; ") if "num_workers" not in c)
+        print(
+            f"| {folder} | `{FOLDERS[folder][0]}` | {chosen} | {r['epochs']} | {float(r['val_acc_best']):.3f} "
+            f"| {float(r['test_acc']):.3f} | {float(r['wall_s']):.0f} s |"
+        )
+
+
 def table() -> None:
-    """Test accuracy (and wall seconds) of each recipe on each folder, as a markdown table."""
+    """Test accuracy (and wall seconds) of each recipe on each folder, as markdown tables."""
     rows = list(csv.DictReader(RESULTS.open()))
+    defaults_table(rows)
+    print()
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
     folders = [f for f in FOLDERS if any(r["folder"] == f for r in rows)]
     cell = {(r["recipe"], r["folder"]): r for r in rows}
