@@ -215,16 +215,18 @@ class LearningWatch(L.Callback):
 
     The chance loss is the cross-entropy of always predicting the training split's class frequencies
     (ln C for balanced classes); chance accuracy is always answering the largest validation class.
-    At the first epoch end after ``after_steps`` optimizer steps, a run whose mean training loss is
-    still above ``ratio`` x the chance loss while its best validation accuracy is within ``margin`` of
-    chance is warned about once, with a learning rate to try. (The loss alone misleads: a two-class
+    "At chance" allows ``margin``, or two standard deviations of chance accuracy on the validation
+    set where that is more (a lucky epoch on 60 images reaches 0.17 at chance 0.10). At the first
+    epoch end after ``after_steps`` optimizer steps, a run whose mean training loss is still above
+    ``ratio`` x the chance loss while its best validation accuracy is at chance is warned about
+    once, with a learning rate to try. (The loss alone misleads: a two-class
     run that learns well often stays above ln 2 for its first epochs.) At the end, a best model no
     better than chance is named as such. A NaN or infinite loss stops the run with one line.
     """
 
-    def __init__(self, after_steps: int = 50, ratio: float = 0.9, margin: float = 0.05, check_every: int = 10) -> None:
+    def __init__(self, after_steps: int = 100, ratio: float = 0.9, margin: float = 0.05, check_every: int = 10) -> None:
         self.after_steps, self.ratio, self.margin, self.check_every = after_steps, ratio, margin, check_every
-        self.chance_loss = self.chance_acc = math.nan
+        self.chance_loss = self.chance_acc = self.at_chance = math.nan
         self.checked = False
         self.warnings: list[str] = []
 
@@ -240,6 +242,9 @@ class LearningWatch(L.Callback):
         self.chance_loss = float(-(p * p.log()).sum()) if len(p) else math.nan
         val = _label_counts(trainer.datamodule, "val", n)
         self.chance_acc = float(val.max() / val.sum()) if val.sum() else math.nan
+        n_val = float(val.sum())
+        noise = 2 * math.sqrt(self.chance_acc * (1 - self.chance_acc) / n_val) if n_val else 0.0
+        self.at_chance = self.chance_acc + max(self.margin, noise)  # best val/acc up to here: no better than chance
         self.checked = trainer.global_step >= self.after_steps  # a resumed run was checked before
 
     def on_train_batch_end(
@@ -264,7 +269,7 @@ class LearningWatch(L.Callback):
         self.checked = True
         loss, best = float(metrics["train/loss"]), float(metrics.get("val/acc_best", math.nan))
         pl_module.log("train/chance_loss", self.chance_loss, sync_dist=True)
-        if loss >= self.ratio * self.chance_loss and not best > self.chance_acc + self.margin:
+        if loss >= self.ratio * self.chance_loss and not best > self.at_chance:
             lr = pl_module.hparams.optimizer.get("lr", trainer.optimizers[0].param_groups[0]["lr"])
             self._warn(
                 trainer,
@@ -284,7 +289,7 @@ class LearningWatch(L.Callback):
             if stopper is not None and stopper.stopped_epoch
             else f"training ended after {trainer.current_epoch} epochs"
         )
-        if best_acc <= majority + 0.01:
+        if best_acc <= self.at_chance:
             self._warn(
                 trainer,
                 f"{how}: the best model (val/acc {best_acc:.3f}) is no better than chance ({majority:.3f}, always "
