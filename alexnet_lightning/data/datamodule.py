@@ -209,9 +209,10 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         if self.scan is not None:
             kept = [self.scan.info[str(p)] for p in samples.items]
             sides, modes = [min(w, h) for w, h, _ in kept], [mode for _, _, mode in kept]
-        else:  # an in-memory data set (digits, MNIST, CIFAR pickles): one shape and mode for all
+        else:  # an in-memory data set (digits, MNIST, CIFAR pickles): one array, one shape and mode for all
             first = samples.load(samples.items[0])
-            sides, modes = [min(first.shape[-2:])], ["L" if first.shape[0] == 1 else "RGB"]
+            n = len(samples.items)
+            sides, modes = [min(first.shape[-2:])] * n, ["L" if first.shape[0] == 1 else "RGB"] * n
         if sizing.is_auto(self.image_size):
             self.choices.append(sizing.image_size(sides, self.min_image_size, self.max_image_size))
             self.image_size = self.choices[-1].value
