@@ -216,7 +216,8 @@ class LearningWatch(L.Callback):
     The chance loss is the cross-entropy of always predicting the training split's class frequencies
     (ln C for balanced classes); chance accuracy is always answering the largest validation class.
     "At chance" allows ``margin``, or two standard deviations of chance accuracy on the validation
-    set where that is more (a lucky epoch on 60 images reaches 0.17 at chance 0.10). At the first
+    set where that is more (a lucky epoch on 60 images reaches 0.17 at chance 0.10), but never more
+    than half the way from chance to perfect (on 4 images two standard deviations span everything). At the first
     epoch end after ``after_steps`` optimizer steps, a run whose mean training loss is still above
     ``ratio`` x the chance loss while its best validation accuracy is at chance is warned about
     once, with a learning rate to try. (The loss alone misleads: a two-class
@@ -244,7 +245,8 @@ class LearningWatch(L.Callback):
         self.chance_acc = float(val.max() / val.sum()) if val.sum() else math.nan
         n_val = float(val.sum())
         noise = 2 * math.sqrt(self.chance_acc * (1 - self.chance_acc) / n_val) if n_val else 0.0
-        self.at_chance = self.chance_acc + max(self.margin, noise)  # best val/acc up to here: no better than chance
+        # best val/acc up to here: no better than chance; never past halfway to perfect (a 4-image val set)
+        self.at_chance = self.chance_acc + min(max(self.margin, noise), (1 - self.chance_acc) / 2)
         self.checked = trainer.global_step >= self.after_steps  # a resumed run was checked before
 
     def on_train_batch_end(
