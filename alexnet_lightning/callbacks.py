@@ -284,7 +284,7 @@ class LearningWatch(L.Callback):
         best = getattr(pl_module, "val_acc_best", None)
         if best is None or not math.isfinite(self.chance_acc):
             return
-        best_acc, majority = float(best.compute()), self.chance_acc
+        best_acc = float(best.compute())
         stopper = trainer.early_stopping_callback
         how = (
             f"early stopping ended the run after {stopper.stopped_epoch + 1} epochs"
@@ -294,12 +294,12 @@ class LearningWatch(L.Callback):
         if best_acc <= self.at_chance:
             self._warn(
                 trainer,
-                f"{how}: the best model (val/acc {best_acc:.3f}) is no better than chance ({majority:.3f}, always "
-                "answering the largest class); the run did not learn: see the warning above, or try "
+                f"{how}: the best model (val/acc {best_acc:.3f}) is no better than chance ({self.chance_acc:.3f}, "
+                "always answering the largest class); the run did not learn: see the warning above, or try "
                 "optimizer.lr=1e-4 and more epochs",
             )
         elif trainer.is_global_zero:
-            log.info("%s: best val/acc %.3f (chance %.3f)", how, best_acc, majority)
+            log.info("%s: best val/acc %.3f (chance %.3f)", how, best_acc, self.chance_acc)
 
 
 def _last_checkpoint(trainer: L.Trainer) -> str:
