@@ -6,10 +6,15 @@ never half of a new one, and no temporary file behind. ``os.replace`` is atomic 
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -31,3 +36,27 @@ def write_atomic(target: str | Path, data: str | bytes) -> None:
         f.write(data.encode() if isinstance(data, str) else data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_csv(target: str | Path, header: list[str], rows: list[list[Any]]) -> None:
+    """A CSV file with a header row, written atomically."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(target, text.getvalue())
+
+
+def write_json(target: str | Path, data: Any) -> None:
+    """Strict JSON (NaN and infinity become null, which every JSON reader accepts), written atomically."""
+    write_atomic(target, json.dumps(_finite(data), indent=1) + "\n")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data

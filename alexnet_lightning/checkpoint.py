@@ -73,12 +73,3 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
     except RuntimeError as e:
         raise UserError(f"checkpoint {path} does not match its own model config: {str(e).splitlines()[0]}") from None
     return model.to(map_location).eval()
-
-
-def pick_device(device: str) -> torch.device:
-    """``auto`` means the GPU when there is one."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device={device} but no CUDA GPU is visible: use device=cpu or device=auto")
-    return torch.device(device)

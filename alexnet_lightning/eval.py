@@ -8,7 +8,6 @@ config only says where the images are and how they are split (pass the training 
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.functional.classification import (
-    multiclass_accuracy,
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_precision,
@@ -29,22 +27,26 @@ from torchmetrics.functional.classification import (
 )
 
 from alexnet_lightning import plots, speed
-from alexnet_lightning.checkpoint import load_classifier, pick_device
+from alexnet_lightning.atomic import write_atomic, write_csv, write_json
+from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
-from alexnet_lightning.errors import UserError, exit_on_user_error
-from alexnet_lightning.module import AlexNetClassifier
-from alexnet_lightning.predict import Predictor
+from alexnet_lightning.errors import UserError
+from alexnet_lightning.inference import Predictor
+from alexnet_lightning.module import accuracy_metrics
 
 
-def collect(predictor: Predictor, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities and targets of every image in ``loader``, in order."""
-    probs, targets = [], []
-    for x, y in loader:
-        probs.append(predictor.probabilities(x))
-        targets.append(y)
-    if not probs:
-        raise UserError("the chosen split has no images: use split=val or a data set with more images")
-    return torch.cat(probs), torch.cat(targets)
+def precision_recall_f1(
+    probs: torch.Tensor, targets: torch.Tensor, num_classes: int, average: str | None
+) -> dict[str, torch.Tensor]:
+    """Precision, recall and F1 per class (``average=None``) or averaged (``macro``, ``weighted``)."""
+    return {
+        name: fn(probs, targets, num_classes, average=average)
+        for name, fn in (
+            ("precision", multiclass_precision),
+            ("recall", multiclass_recall),
+            ("f1", multiclass_f1_score),
+        )
+    }
 
 
 def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> dict[str, Any]:
@@ -52,28 +54,15 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
     n = len(class_names)
     confusion = multiclass_confusion_matrix(probs, targets, n)
     support = confusion.sum(dim=1)
-    per_class = {
-        name: multiclass_fn(probs, targets, n, average=None)
-        for name, multiclass_fn in (
-            ("precision", multiclass_precision),
-            ("recall", multiclass_recall),
-            ("f1", multiclass_f1_score),
-        )
-    }
+    per_class = precision_recall_f1(probs, targets, n, average=None)
     rows = [
         {"class": c, **{k: float(v[i]) for k, v in per_class.items()}, "support": int(support[i])}
         for i, c in enumerate(class_names)
     ]
     for average in ("macro", "weighted"):
-        scores = {
-            "precision": multiclass_precision(probs, targets, n, average=average),
-            "recall": multiclass_recall(probs, targets, n, average=average),
-            "f1": multiclass_f1_score(probs, targets, n, average=average),
-        }
+        scores = precision_recall_f1(probs, targets, n, average=average)
         rows.append({"class": f"{average} avg", **{k: float(v) for k, v in scores.items()}, "support": len(targets)})
-    metrics = {"acc": float(multiclass_accuracy(probs, targets, n, average="micro"))}
-    if n >= 5:
-        metrics["acc_top5"] = float(multiclass_accuracy(probs, targets, n, top_k=5, average="micro"))
+    metrics = {name: float(value) for name, value in accuracy_metrics(n)(probs, targets).items()}
     metrics["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), targets))
     return {"metrics": metrics, "rows": rows, "confusion": confusion}
 
@@ -90,17 +79,10 @@ def report_text(rows: list[dict[str, Any]], metrics: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def write_report(out: Path, report: dict[str, Any], class_names: list[str]) -> str:
     """The classification report (text and CSV) and the confusion matrix (CSV); returns the text."""
     text = report_text(report["rows"], report["metrics"])
-    (out / "classification_report.txt").write_text(text)
+    write_atomic(out / "classification_report.txt", text)
     header = ["class", "precision", "recall", "f1", "support"]
     write_csv(out / "classification_report.csv", header, [[r[h] for h in header] for r in report["rows"]])
     rows = [[c, *row] for c, row in zip(class_names, report["confusion"].tolist(), strict=True)]
@@ -115,12 +97,12 @@ def save_and_log(out: Path, metrics: dict[str, float], text: str, figures: dict[
             writer.add_scalar(f"eval/{name}", value, global_step=0)
         writer.add_text("eval/classification_report", "    " + text.replace("\n", "\n    "), global_step=0)
         for name, fig in figures.items():
-            fig.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+            plots.save(fig, out / f"{name}.png", close=False)
             writer.add_figure(f"eval/{name}", fig, global_step=0, close=True)
 
 
 def top_losses_figure(
-    model: AlexNetClassifier, loader: DataLoader, probs: torch.Tensor, targets: torch.Tensor, k: int
+    predictor: Predictor, loader: DataLoader, probs: torch.Tensor, targets: torch.Tensor, k: int
 ) -> Figure | None:
     """The ``k`` wrong predictions with the highest loss, or None when every prediction is right."""
     losses = -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
@@ -128,9 +110,8 @@ def top_losses_figure(
     if len(wrong) == 0 or k <= 0:
         return None
     order = wrong[losses[wrong].argsort(descending=True)][:k].tolist()
-    hp = model.hparams
-    names = hp.class_names
-    images = [plots.denormalize(loader.dataset[i][0], hp.mean, hp.std) for i in order]
+    names = predictor.class_names
+    images = [plots.denormalize(loader.dataset[i][0], predictor.mean, predictor.std) for i in order]
     titles = [
         f"Pred: {names[p.argmax()]} ({p.max():.2f})\nTrue: {names[t]} ({p[t]:.2f})"
         for p, t in ((probs[i], int(targets[i])) for i in order)
@@ -157,16 +138,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.split not in ("test", "val"):
         raise UserError(f"split={cfg.split} is unknown: use test or val")
-    device = pick_device(cfg.device)
-    model = load_classifier(cfg.ckpt_path, map_location=device)
-    hp = model.hparams
+    predictor = Predictor.load(cfg.ckpt_path, cfg.device)
+    hp = predictor.model.hparams
     datamodule = hydra.utils.instantiate(
         cfg.data,
         image_size=hp.image_size,
         channels=hp.in_channels,
         mean=list(hp.mean),
         std=list(hp.std),
-        pipeline="cpu",  # collect() feeds the loader's float batches to the model itself
+        pipeline="cpu",  # predict_loader() feeds the loader's float batches to the model itself
     )
     datamodule.setup("test")
     if list(datamodule.classes) != list(hp.class_names):
@@ -178,18 +158,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
 
-    probs, targets = collect(Predictor(model, device), loader)
+    probs, targets = predictor.predict_loader(loader)
     report = classification_report(probs, targets, list(hp.class_names))
     metrics = {f"{cfg.split}/{k}": v for k, v in report["metrics"].items()}
     text = write_report(out, report, list(hp.class_names))
 
-    shape = (hp.in_channels, hp.image_size, hp.image_size)
-    timing = speed.benchmark(model.net, shape, device, cfg.speed_seconds)
+    timing = speed.benchmark(predictor.model.net, predictor.input_shape, predictor.device, cfg.speed_seconds)
     metrics.update({f"speed/{k}": v for k, v in timing.items()})
-    (out / "metrics.json").write_text(json.dumps({"samples": len(targets), **metrics}, indent=1))
+    write_json(out / "metrics.json", {"samples": len(targets), **metrics})
 
     figures = {"confusion_matrix": plots.confusion(report["confusion"].numpy(), list(hp.class_names))}
-    top = top_losses_figure(model, loader, probs, targets, cfg.top_losses)
+    top = top_losses_figure(predictor, loader, probs, targets, cfg.top_losses)
     if top is not None:
         figures["top_losses"] = top
     save_and_log(out, metrics, text, figures)
@@ -200,7 +179,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         + f"  ({len(targets)} images)"
     )
     print(
-        f"speed ({device.type}): {timing['batch1/images_per_s']:.1f} images/s at batch 1 "
+        f"speed ({predictor.device.type}): {timing['batch1/images_per_s']:.1f} images/s at batch 1 "
         f"(p50 {timing['batch1/latency_p50_ms']:.2f} ms, p95 {timing['batch1/latency_p95_ms']:.2f} ms), "
         f"{timing['batch64/images_per_s']:.1f} images/s at batch 64; "
         + ", ".join(f"{k} {v:.0f}" for k, v in timing.items() if k.startswith("peak"))
@@ -209,10 +188,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+main = hydra_command("eval", evaluate)
 
 
 if __name__ == "__main__":

@@ -8,23 +8,21 @@ metadata.json says how to preprocess, so the file is usable without this package
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from alexnet_lightning.checkpoint import load_classifier
-from alexnet_lightning.data.decode import BadImageError
-from alexnet_lightning.errors import UserError, exit_on_user_error
-from alexnet_lightning.predict import Predictor, find_inputs
+from alexnet_lightning.atomic import atomic_path, write_json
+from alexnet_lightning.command import hydra_command
+from alexnet_lightning.errors import UserError
+from alexnet_lightning.inference import Predictor, load_images
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 Runner = Callable[[torch.Tensor], np.ndarray]
@@ -37,12 +35,12 @@ def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, opset: int) ->
     batch = torch.export.Dim("batch", min=1, max=65536)
     for name in ("onnx_ir", "onnxscript"):  # their INFO lines are about graph passes, not for users
         logging.getLogger(name).setLevel(logging.WARNING)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path) as partial:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net,
             (sample,),
-            str(path),
+            str(partial),
             input_names=["image"],
             output_names=["logits"],
             dynamic_shapes=({0: batch},),
@@ -59,7 +57,8 @@ def export_torchscript(net: nn.Module, sample: torch.Tensor, path: Path) -> Runn
     """A traced TorchScript module (AlexNet has no data-dependent control flow), loaded back."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.trace(net, sample).save(str(path))
+        with atomic_path(path) as partial:
+            torch.jit.trace(net, sample).save(str(partial))
         loaded = torch.jit.load(str(path), map_location="cpu").eval()
 
     def run(x: torch.Tensor) -> np.ndarray:
@@ -69,38 +68,20 @@ def export_torchscript(net: nn.Module, sample: torch.Tensor, path: Path) -> Runn
     return run
 
 
-def real_inputs(predictor: Predictor, inputs: str | None, limit: int) -> torch.Tensor | None:
-    """Up to ``limit`` preprocessed images from ``inputs`` (unreadable ones skipped), or None."""
-    if not inputs:
-        return None
-    images = []
-    for path in find_inputs(inputs):
-        try:
-            images.append(predictor.preprocess(path))
-        except BadImageError:
-            continue
-        if len(images) == limit:
-            break
-    if not images:
-        raise UserError(f"no readable images in inputs={inputs} to check the export with")
-    return torch.stack(images)
-
-
 def export(cfg: DictConfig) -> dict[str, Any]:
     if cfg.format not in FORMATS:
         raise UserError(f"format={cfg.format} is unknown: use {' or '.join(FORMATS)}")
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = load_classifier(cfg.ckpt_path, map_location="cpu")
-    hp, net = model.hparams, model.net.eval()
-    shape = (hp.in_channels, hp.image_size, hp.image_size)
+    predictor = Predictor.load(cfg.ckpt_path, "cpu")
+    hp, net, shape = predictor.model.hparams, predictor.model.net, predictor.input_shape
     path = out / FORMATS[cfg.format]
     generator = torch.Generator().manual_seed(0)
     sample = torch.randn(2, *shape, generator=generator)
     run = export_onnx(net, sample, path, cfg.opset) if cfg.format == "onnx" else export_torchscript(net, sample, path)
 
     checks = {f"random_batch{n}": torch.randn(n, *shape, generator=generator) for n in (1, 7)}
-    real = real_inputs(Predictor(model, torch.device("cpu")), cfg.inputs, cfg.check_images)
+    real = load_images(predictor, cfg.inputs, cfg.check_images) if cfg.inputs else None
     if real is not None:
         checks[f"real_batch{len(real)}"] = real
     differences = {}
@@ -136,15 +117,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "max_abs_difference": differences,
         "checkpoint": str(Path(cfg.ckpt_path).expanduser().resolve()),
     }
-    (out / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    write_json(out / "metadata.json", metadata)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and {out / 'metadata.json'}")
     return {"path": str(path), "max_abs_difference": worst}
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="export")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    export(cfg)
+main = hydra_command("export", export)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ import torch
 from omegaconf import DictConfig
 
 from alexnet_lightning import plots, sizing
+from alexnet_lightning.command import hydra_command
 from alexnet_lightning.data.checks import content_hashes
 from alexnet_lightning.data.datamodule import SPLITS, ImageDataModule
 from alexnet_lightning.data.decode import to_channels
 from alexnet_lightning.data.presets import v2_augmentation
-from alexnet_lightning.errors import exit_on_user_error
 
 
 def class_table(dm: ImageDataModule) -> list[str]:
@@ -124,10 +124,12 @@ def inspect(cfg: DictConfig) -> list[str]:
     return lines
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="inspect_data")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
+def doctor(cfg: DictConfig) -> None:
+    """Print the data doctor's report."""
     print("\n".join(inspect(cfg)))
+
+
+main = hydra_command("inspect_data", doctor)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from alexnet_lightning.hparams import build_network, build_optimizer, build_sche
 from alexnet_lightning.schedule import fit_schedule_to_run
 
 
-def _accuracies(num_classes: int) -> MetricCollection:
+def accuracy_metrics(num_classes: int) -> MetricCollection:
+    """Top-1 accuracy, and top-5 where there are at least five classes: training, eval and reports alike."""
     metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
     if num_classes >= 5:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
@@ -73,9 +74,9 @@ class AlexNetClassifier(L.LightningModule):
             self.net.compile()  # in place: parameter names, and so checkpoints, stay those of the plain network
         self._check_optimizer(hparams["optimizer"])
         self.label_smoothing = label_smoothing
-        self.train_metrics = _accuracies(len(class_names)).clone(prefix="train/")
-        self.val_metrics = _accuracies(len(class_names)).clone(prefix="val/")
-        self.test_metrics = _accuracies(len(class_names)).clone(prefix="test/")
+        self.train_metrics = accuracy_metrics(len(class_names)).clone(prefix="train/")
+        self.val_metrics = accuracy_metrics(len(class_names)).clone(prefix="val/")
+        self.test_metrics = accuracy_metrics(len(class_names)).clone(prefix="test/")
         self.val_acc_best = MaxMetric()
         self.restored_acc_best: float | None = None
 

@@ -19,13 +19,17 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from alexnet_lightning.atomic import atomic_path
+
 Series = Mapping[str, Sequence[tuple[int, float]]]
 
 
-def save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+def save(fig: Figure, path: Path, close: bool = True) -> Path:
+    """The figure as a PNG file, written atomically (``close=False`` keeps it open, e.g. for TensorBoard)."""
+    with atomic_path(path) as partial:
+        fig.savefig(partial, format="png", dpi=110, bbox_inches="tight")
+    if close:
+        plt.close(fig)
     return path
 
 

@@ -13,17 +13,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import hydra
 import torch
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from omegaconf import DictConfig
 
-from alexnet_lightning.checkpoint import load_classifier, pick_device
+from alexnet_lightning.command import hydra_command
 from alexnet_lightning.data.decode import BadImageError
-from alexnet_lightning.errors import UserError, exit_on_user_error
-from alexnet_lightning.predict import Predictor
+from alexnet_lightning.errors import UserError
+from alexnet_lightning.inference import Predictor
 
 PAGE = Path(__file__).parent / "static" / "index.html"
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around the file
@@ -122,14 +121,12 @@ def create_app(predictor: Predictor, max_upload_bytes: int, top_k: int, max_batc
 def build_app(cfg: DictConfig) -> FastAPI:
     if cfg.max_upload_mb <= 0 or cfg.max_batch < 1 or cfg.top_k < 1:
         raise UserError("max_upload_mb, max_batch and top_k must be positive")
-    device = pick_device(cfg.device)
-    predictor = Predictor(load_classifier(cfg.ckpt_path, map_location=device), device)
+    predictor = Predictor.load(cfg.ckpt_path, cfg.device)
     return create_app(predictor, int(cfg.max_upload_mb * 2**20), cfg.top_k, cfg.max_batch)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="serve")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
+def serve(cfg: DictConfig) -> None:
+    """Build the app from the checkpoint and serve it until interrupted."""
     import uvicorn
 
     app = build_app(cfg)
@@ -137,6 +134,9 @@ def main(cfg: DictConfig) -> None:
         print(f"warning: listening on {cfg.host}: anyone who can reach this machine can use the service")
     print(f"serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port} (page: /, API: POST /predict, GET /health)")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level)
+
+
+main = hydra_command("serve", serve)
 
 
 if __name__ == "__main__":

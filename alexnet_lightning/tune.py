@@ -7,13 +7,15 @@ The batch size finder doubles ``data.batch_size`` until memory runs out (on a CP
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
+
+from alexnet_lightning import plots
+from alexnet_lightning.atomic import write_json
 
 
 def tune(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig, out: Path):
@@ -33,7 +35,7 @@ def tune(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDa
             model.hparams.optimizer["lr"] = lr
             if "max_lr" in (model.hparams.scheduler or {}):  # OneCycleLR peaks at the found lr
                 model.hparams.scheduler["max_lr"] = lr
-            finder.plot(suggest=True).savefig(out / "lr_finder.png")
+            plots.save(finder.plot(suggest=True), out / "lr_finder.png")
         found["lr"] = lr
-    (out / "tuned.json").write_text(json.dumps(found, indent=2))
+    write_json(out / "tuned.json", found)
     print(f"tuned: {found}")

@@ -13,7 +13,7 @@ from PIL import Image
 from alexnet_lightning.checkpoint import load_classifier
 from alexnet_lightning.errors import UserError
 from alexnet_lightning.export import export
-from alexnet_lightning.predict import Predictor
+from alexnet_lightning.inference import Predictor
 
 
 def _preprocess_without_the_package(path: Path, meta: dict) -> np.ndarray:

@@ -10,7 +10,8 @@ from PIL import Image
 
 from alexnet_lightning.checkpoint import load_classifier
 from alexnet_lightning.errors import UserError
-from alexnet_lightning.predict import Predictor, find_inputs, label_from_path, predict
+from alexnet_lightning.inference import Predictor, find_inputs, label_from_path
+from alexnet_lightning.predict import predict
 
 
 def _rows(out: Path) -> list[dict[str, str]]:

@@ -19,7 +19,7 @@ from conftest import REPO, free_port, write_digit_images
 from PIL import Image
 
 from alexnet_lightning.checkpoint import load_classifier
-from alexnet_lightning.predict import Predictor
+from alexnet_lightning.inference import Predictor
 
 LIMIT_MB = 0.05  # 51,200 bytes
 

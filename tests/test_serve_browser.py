@@ -12,7 +12,7 @@ import torch
 from conftest import free_port, write_digit_images
 
 from alexnet_lightning.checkpoint import load_classifier
-from alexnet_lightning.predict import Predictor
+from alexnet_lightning.inference import Predictor
 from alexnet_lightning.serve import create_app
 
 CHROMIUM = "/usr/bin/chromium"
