@@ -1,6 +1,6 @@
-"""Export a checkpoint to ONNX or TorchScript, check it against PyTorch, and describe it in metadata.json.
+"""Export a checkpoint to ONNX or torch.export, check it against PyTorch, and describe it in metadata.json.
 
-python -m alexnet_lightning.export ckpt_path=FILE format=onnx|torchscript [inputs=FOLDER_OF_IMAGES]
+python -m alexnet_lightning.export ckpt_path=FILE format=onnx|torch_export [inputs=FOLDER_OF_IMAGES]
 
 The exported network takes a normalized float image batch (any batch size) and returns logits;
 metadata.json says how to preprocess, so the file is usable without this package.
@@ -24,7 +24,8 @@ from alexnet_lightning.command import hydra_command
 from alexnet_lightning.errors import UserError
 from alexnet_lightning.inference import Predictor, load_images
 
-FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+FORMATS = {"onnx": "model.onnx", "torch_export": "model.pt2"}
+REMOVED = {"torchscript": "TorchScript (torch.jit) is deprecated in PyTorch 2: use format=torch_export or format=onnx"}
 Runner = Callable[[torch.Tensor], np.ndarray]
 
 
@@ -53,13 +54,17 @@ def export_onnx(net: nn.Module, sample: torch.Tensor, path: Path, opset: int) ->
     return lambda x: session.run(["logits"], {"image": x.numpy()})[0]
 
 
-def export_torchscript(net: nn.Module, sample: torch.Tensor, path: Path) -> Runner:
-    """A traced TorchScript module (AlexNet has no data-dependent control flow), loaded back."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with atomic_path(path) as partial:
-            torch.jit.trace(net, sample).save(str(partial))
-        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+def export_program(net: nn.Module, sample: torch.Tensor, path: Path) -> Runner:
+    """A ``torch.export`` ExportedProgram (.pt2) with a dynamic batch axis, loaded back with ``torch.export.load``.
+
+    PyTorch's recommended format since TorchScript's deprecation: it runs with torch alone, and it is
+    what AOTInductor (``torch._inductor.aoti_compile_and_package``) and ExecuTorch compile from.
+    """
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    program = torch.export.export(net, (sample,), dynamic_shapes=({0: batch},))
+    with atomic_path(path) as partial:
+        torch.export.save(program, partial)
+    loaded = torch.export.load(path).module()
 
     def run(x: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
@@ -69,6 +74,8 @@ def export_torchscript(net: nn.Module, sample: torch.Tensor, path: Path) -> Runn
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.format in REMOVED:
+        raise UserError(f"format={cfg.format} was removed: {REMOVED[cfg.format]}")
     if cfg.format not in FORMATS:
         raise UserError(f"format={cfg.format} is unknown: use {' or '.join(FORMATS)}")
     out = Path(cfg.paths.output_dir)
@@ -78,7 +85,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     path = out / FORMATS[cfg.format]
     generator = torch.Generator().manual_seed(0)
     sample = torch.randn(2, *shape, generator=generator)
-    run = export_onnx(net, sample, path, cfg.opset) if cfg.format == "onnx" else export_torchscript(net, sample, path)
+    run = export_onnx(net, sample, path, cfg.opset) if cfg.format == "onnx" else export_program(net, sample, path)
 
     checks = {f"random_batch{n}": torch.randn(n, *shape, generator=generator) for n in (1, 7)}
     real = load_images(predictor, cfg.inputs, cfg.check_images) if cfg.inputs else None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,21 +54,27 @@ def test_onnx_export_matches_pytorch_and_runs_without_the_package(tiny_checkpoin
     assert torch.allclose(probs, expected, atol=0.02)  # PIL's resize vs torchvision's: close, not bit-equal
 
 
-def test_torchscript_export_loads_with_torch_alone(tiny_checkpoint, tmp_path: Path) -> None:
+def test_torch_export_loads_with_torch_alone_without_deprecation_warnings(tiny_checkpoint, tmp_path: Path) -> None:
     ckpt, _ = tiny_checkpoint
-    out = tmp_path / "ts"
-    result = export(compose_config("export", out, f"ckpt_path={ckpt}", "format=torchscript"))
+    out = tmp_path / "pt2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # torch.jit's deprecation is a FutureWarning
+        warnings.simplefilter("error", DeprecationWarning)
+        result = export(compose_config("export", out, f"ckpt_path={ckpt}", "format=torch_export"))
     assert result["max_abs_difference"] <= 1e-4
     meta = json.loads((out / "metadata.json").read_text())
-    scripted = torch.jit.load(str(out / meta["file"]))
-    x = torch.randn(5, 1, 64, 64)
+    assert meta["file"] == "model.pt2" and meta["format"] == "torch_export"
+    program = torch.export.load(out / meta["file"]).module()
+    x = torch.randn(5, 1, 64, 64)  # a batch size the export never saw: the batch axis is dynamic
     with torch.no_grad():
-        assert torch.allclose(scripted(x), load_classifier(ckpt)(x), atol=1e-5)
+        assert torch.allclose(program(x), load_classifier(ckpt)(x), atol=1e-5)
+    with pytest.raises(UserError, match=r"format=torchscript was removed: TorchScript \(torch.jit\) is deprecated"):
+        export(compose_config("export", tmp_path / "ts", f"ckpt_path={ckpt}", "format=torchscript"))
 
 
 def test_export_refuses_an_export_outside_tolerance_and_unknown_formats(tiny_checkpoint, tmp_path: Path) -> None:
     ckpt, _ = tiny_checkpoint
-    with pytest.raises(UserError, match=r"format=tflite is unknown: use onnx or torchscript"):
+    with pytest.raises(UserError, match=r"format=tflite is unknown: use onnx or torch_export"):
         export(compose_config("export", tmp_path, f"ckpt_path={ckpt}", "format=tflite"))
     with pytest.raises(UserError, match=r"onnx export differs from PyTorch by .* > atol=1e-20"):
         export(compose_config("export", tmp_path, f"ckpt_path={ckpt}", "format=onnx", "atol=1e-20"))
