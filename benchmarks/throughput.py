@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alexnet_lightning.data.cache import CachedImages, DeviceBatches
 from alexnet_lightning.data.datamodule import ImageDataModule
-from alexnet_lightning.data.gpu import DeviceAugment
+from alexnet_lightning.data.device_augment import DeviceAugment
 from alexnet_lightning.models.alexnet import build_alexnet
 from alexnet_lightning.module import AlexNetClassifier
 

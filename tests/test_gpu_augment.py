@@ -10,8 +10,8 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from alexnet_lightning.data import transforms as T
-from alexnet_lightning.data.gpu import AugmentParams, DeviceAugment, DeviceAugmentMixin
-from alexnet_lightning.data.presets import PRESET_SPECS, preset_spec, v2_augmentation
+from alexnet_lightning.data.device_augment import AugmentParams, DeviceAugment, DeviceAugmentMixin
+from alexnet_lightning.data.presets import PRESET_SPECS, AugmentSpec, preset_spec, v2_augmentation
 from alexnet_lightning.errors import UserError
 
 H, W = 120, 180  # original (non-square) image size
@@ -123,10 +123,13 @@ def test_color_jitter_matches_v2_for_given_factors_and_order() -> None:
     factors = torch.tensor([[1.15, 0.85, 1.2]])
     order = torch.tensor([[2, 0, 1]])
     x = TF.resize(image, [64, 64], antialias=True).float()[None] / 255
-    out = augment._jitter(x.clone(), AugmentParams(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1), factors, order))
+    params = AugmentParams(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1), factors, order)
+    out = augment._jitter(x.clone(), params, augment.spec)
     expected = TF.adjust_saturation(x, 1.2)
     expected = TF.adjust_contrast(TF.adjust_brightness(expected, 1.15), 0.85)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    brightness_only = augment._jitter(x.clone(), params, AugmentSpec(brightness=0.2))  # the spec given, not its own
+    torch.testing.assert_close(brightness_only, TF.adjust_brightness(x, 1.15), atol=1e-5, rtol=0)
 
 
 def _cpu_draws(preset: str, n: int) -> dict[str, torch.Tensor]:

@@ -18,8 +18,8 @@ from alexnet_lightning.data import transforms as T
 from alexnet_lightning.data.cache import DECODERS, CachedImages, DeviceBatches, ImageCache, build_cache
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
 from alexnet_lightning.data.decode import decode, to_channels
+from alexnet_lightning.data.device_augment import DeviceAugment, DeviceAugmentMixin
 from alexnet_lightning.data.fingerprint import fingerprint
-from alexnet_lightning.data.gpu import DeviceAugment, DeviceAugmentMixin
 from alexnet_lightning.data.order import EpochShuffle
 from alexnet_lightning.data.presets import PRESET_SPECS
 from alexnet_lightning.data.sources import Samples, find_samples, validate
@@ -57,8 +57,8 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
 
     ``pipeline``: ``cpu`` decodes and augments each image in DataLoader workers (v2 transforms);
     ``gpu`` decodes every image once into a ``cache_size`` px uint8 cache and augments whole
-    batches on the device in ``on_after_batch_transfer`` (gpu.py); ``auto`` is ``gpu`` when a
-    CUDA device is present. ``decode=nvjpeg`` builds that cache on the GPU.
+    batches on the device in ``on_after_batch_transfer`` (device_augment.py); ``auto`` is ``gpu``
+    when a CUDA device is present. ``decode=nvjpeg`` builds that cache on the GPU.
     """
 
     def __init__(

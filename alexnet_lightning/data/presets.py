@@ -1,8 +1,8 @@
-"""The augmentation presets as data, so that the CPU (v2) and device (gpu.py) paths share one definition.
+"""The augmentation presets as data, so that the CPU (v2) and device (device_augment.py) paths share one definition.
 
 Each preset names the random geometry and color changes of one seed recipe; ``v2_augmentation``
 turns a spec into the torchvision v2 pipeline (identical, draw for draw, to transforms.py's
-presets), and ``gpu.DeviceAugment`` derives its batched affine + jitter from the same spec.
+presets), and ``device_augment.DeviceAugment`` derives its batched affine + jitter from the same spec.
 """
 
 from __future__ import annotations
