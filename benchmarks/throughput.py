@@ -294,7 +294,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--cache-size", type=int, default=256, help="side of the cached uint8 images")
-    parser.add_argument("--augment", default="seed002")
+    parser.add_argument("--augment", default="moderate", help="template rows' preset (row 2: seed002's)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)

@@ -21,7 +21,7 @@ from alexnet_lightning.data.decode import decode, to_channels
 from alexnet_lightning.data.device_augment import DeviceAugment, DeviceAugmentMixin
 from alexnet_lightning.data.fingerprint import fingerprint
 from alexnet_lightning.data.order import EpochShuffle
-from alexnet_lightning.data.presets import PRESET_SPECS
+from alexnet_lightning.data.presets import preset_name
 from alexnet_lightning.data.sources import Samples, find_samples, validate
 from alexnet_lightning.data.split import stratified_split, write_split
 from alexnet_lightning.data.stats import channel_stats, fixed_stats, load_cached, save_cached
@@ -87,8 +87,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         super().__init__()
         if normalize not in ("dataset", "imagenet", "half", "none"):
             raise UserError(f"normalize={normalize!r} is unknown: use dataset, imagenet, half or none")
-        if augment not in PRESET_SPECS:
-            raise UserError(f"augment={augment!r} is unknown: use one of {', '.join(PRESET_SPECS)}")
+        augment = preset_name(augment)
         if channels not in (1, 3) and not sizing.is_auto(channels):
             raise UserError(f"model.in_channels={channels} is not supported: use 1 or 3")
         if pipeline not in ("auto", "cpu", "gpu"):

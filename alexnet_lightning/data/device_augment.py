@@ -11,7 +11,7 @@ generator seeded with the run's seed. It runs on any device, CPU tensors include
 The cache stores each image squashed to ``S x S``; passing the original ``(height, width)`` of
 each image lets crops keep the original aspect ratio and area fractions, exactly as on the CPU.
 Known small differences from the v2 path: bilinear sampling everywhere (v2 rotates with nearest
-and resizes with antialiasing), and seed000 applies contrast after rotation, so its black
+and resizes with antialiasing), and ``strong`` applies contrast after rotation, so its black
 corners count towards the contrast mean.
 """
 
