@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from alexnet_lightning import sizing
+from alexnet_lightning.atomic import write_atomic
 from alexnet_lightning.data import transforms as T
 from alexnet_lightning.data.cache import DECODERS, CachedImages, DeviceBatches, ImageCache, build_cache
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
@@ -266,7 +267,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             out_dir / "split.json",
             {name: [self.samples.describe(p) for p in pos] for name, pos in self.splits.items()},
         )
-        (out_dir / "bad_files.txt").write_text(format_bad_files(self.bad_files))
+        write_atomic(out_dir / "bad_files.txt", format_bad_files(self.bad_files))
 
     def _dataset(self, split: str, transform: Callable) -> ImageDataset:
         return ImageDataset(self.samples, self.splits.get(split, []), self.channels, transform)
