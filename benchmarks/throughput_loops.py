@@ -9,19 +9,12 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from throughput_clock import Clock, ClockCallback, EpochTimes
 from throughput_paths import CLASSES, MEAN, STD, template_datamodule
 
 from alexnet_lightning.data.device_augment import DeviceAugment
 from alexnet_lightning.models.alexnet import build_alexnet
 from alexnet_lightning.module import AlexNetClassifier
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def model_config() -> dict:
-    return OmegaConf.to_container(OmegaConf.load(REPO / "conf/model/alexnet.yaml"))
 
 
 def optimizer(params) -> torch.optim.Optimizer:
@@ -76,7 +69,7 @@ def data_rate(batches, device: torch.device, clock: Clock, augment: DeviceAugmen
 
 def lightning_fit(args, device: torch.device, datamodule: L.LightningDataModule, callbacks, **trainer_kw) -> None:
     model = AlexNetClassifier(
-        model=model_config(),
+        model={},  # build_alexnet's defaults: the network of the plain loops (torchvision layout, fc head)
         optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 0.05, "fused": True},
         scheduler=None,
         class_names=CLASSES,
