@@ -9,7 +9,15 @@ import torch
 from fixtures import accept_fake_cifar10, make_catsdogs_folder, make_class_folders, make_fake_cifar10, make_fake_mnist
 
 from alexnet_lightning.data.datamodule import ImageDataModule
-from alexnet_lightning.data.sources import catsdogs, cifar10, find_samples, imagefolder, mnist, validate
+from alexnet_lightning.data.sources import (
+    catsdogs,
+    cifar10,
+    find_samples,
+    imagefolder,
+    label_from_name,
+    mnist,
+    validate,
+)
 from alexnet_lightning.errors import UserError
 
 
@@ -26,9 +34,28 @@ def test_catsdogs_labels_come_from_name_prefixes(tmp_path: Path, caplog: pytest.
     assert names["Cat.100.JPG"] == "cat" and names["DOG.101.Png"] == "dog" and names["dog.2.jpg"] == "dog"
     assert len(names) == 8 and "bird.1.jpg" not in names
     assert samples.skipped == {"no class in the name": 1, "not an image": 1, "hidden": 1}
-    assert "1 files match no class prefix (cat/dog) and are ignored: bird.1.jpg" in caplog.text
+    assert "1 files match no class prefix or folder (cat/dog) and are ignored: bird.1.jpg" in caplog.text
     assert list(root.iterdir()), "nothing is moved"
     assert samples.load(samples.items[0]).dtype == torch.uint8
+
+
+def test_label_from_name_reads_the_folder_or_the_kaggle_prefix_in_any_case() -> None:
+    classes = ["cat", "Dog"]
+    assert label_from_name(Path("data/DOG/x.jpg"), classes) == 1
+    assert label_from_name("train/Cat.12.jpg", classes) == 0
+    assert label_from_name(Path("dog.7.png"), classes) == 1
+    assert label_from_name(Path("photos/holiday.jpg"), classes) is None
+    assert label_from_name(Path("cats/1.jpg"), ["cats", "dogs"]) == 0
+
+
+def test_catsdogs_reads_class_sub_folders_but_never_the_name_of_data_dir(tmp_path: Path) -> None:
+    root = make_catsdogs_folder(tmp_path / "cat", n_per_class=2)  # a Kaggle folder that happens to be called cat
+    (root / "Dog").mkdir()
+    (root / "Dog" / "IMG_1.jpg").write_bytes((root / "dog.0.jpg").read_bytes())
+    samples = catsdogs(str(root))
+    names = {samples.describe(i): samples.classes[y] for i, y in enumerate(samples.labels)}
+    kaggle = {"cat.0.jpg": "cat", "cat.1.jpg": "cat", "dog.0.jpg": "dog", "dog.1.jpg": "dog"}
+    assert names == kaggle | {"Dog/IMG_1.jpg": "dog"}
 
 
 def test_catsdogs_test_dir_becomes_the_test_split(tmp_path: Path) -> None:

@@ -49,14 +49,14 @@ RECIPES: dict[str, Callable] = {
         and c.optimizer.lr == 1e-4
         and c.model.dropout == 0.2
         and c.model.init == "kaiming"
-        and c.augment == "seed002"
+        and c.augment == "moderate"
         and c.normalize == "dataset"
         and c.data.val_fraction == 0.2
         and c.callbacks.model_checkpoint.monitor == "val/acc"
     ),
     "catsdogs_best": lambda c: (
         c.model.norm == "batchnorm"
-        and c.augment == "seed000"
+        and c.augment == "strong"
         and c.label_smoothing == 0.1
         and c.trainer.max_epochs == 60
         and "early_stopping" not in c.callbacks
@@ -65,7 +65,7 @@ RECIPES: dict[str, Callable] = {
         c.model.head == "gap"
         and c.model.norm == "batchnorm"
         and c.data.image_size == 64
-        and c.augment == "seed002"
+        and c.augment == "moderate"
         and c.label_smoothing == 0.1
         and c.scheduler._target_.endswith("OneCycleLR")
     ),
@@ -76,7 +76,7 @@ RECIPES: dict[str, Callable] = {
         and c.scheduler.step_size == 20
         and c.scheduler.gamma == 0.1
         and c.normalize == "imagenet"
-        and c.augment == "seed000"
+        and c.augment == "strong"
         and c.data.batch_size == 64
     ),
     "mnist": lambda c: (

@@ -10,8 +10,9 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from alexnet_lightning.data import transforms as T
-from alexnet_lightning.data.gpu import AugmentParams, DeviceAugment, DeviceAugmentMixin
-from alexnet_lightning.data.presets import PRESET_SPECS, preset_spec, v2_augmentation
+from alexnet_lightning.data.datamodule import ImageDataModule
+from alexnet_lightning.data.device_augment import AugmentParams, DeviceAugment, DeviceAugmentMixin
+from alexnet_lightning.data.presets import OLD_NAMES, PRESET_SPECS, AugmentSpec, preset_spec, v2_augmentation
 from alexnet_lightning.errors import UserError
 
 H, W = 120, 180  # original (non-square) image size
@@ -37,10 +38,11 @@ def _describe(t: v2.Transform) -> tuple:
     return (type(t).__name__,)
 
 
-SEED_RECIPES = {  # the seed posts' pipelines, step by step (seed002 rotates the whole image, then crops)
-    "seed000": [("crop", 64, (0.08, 1.0)), ("flip", 0.5), ("jitter", (0.8, 1.2), (0.8, 1.2), (0.8, 1.2)),
-                ("rotate", (-15.0, 15.0))],
-    "seed002": [("flip", 0.5), ("rotate", (-10.0, 10.0)), ("crop", 64, (0.8, 1.0)), ("jitter", (0.8, 1.2), None, None)],
+SEED_RECIPES = {  # the seed posts' pipelines, step by step (moderate rotates the whole image, then crops)
+    "strong": [("crop", 64, (0.08, 1.0)), ("flip", 0.5), ("jitter", (0.8, 1.2), (0.8, 1.2), (0.8, 1.2)),
+               ("rotate", (-15.0, 15.0))],
+    "moderate": [("flip", 0.5), ("rotate", (-10.0, 10.0)), ("crop", 64, (0.8, 1.0)),
+                 ("jitter", (0.8, 1.2), None, None)],
     "light": [("crop", 64, (0.6, 1.0)), ("flip", 0.5)],
     "none": [("Resize",), ("CenterCrop",)],
 }  # fmt: skip
@@ -58,10 +60,19 @@ def test_unknown_preset_is_a_user_error() -> None:
         preset_spec("heavy")
 
 
+@pytest.mark.parametrize(("old", "new"), [("seed000", "strong"), ("seed002", "moderate")])
+def test_the_seed_posts_names_still_work_and_name_the_new_one(old: str, new: str, caplog) -> None:
+    assert OLD_NAMES[old] == new and preset_spec(old) == PRESET_SPECS[new]
+    assert f"augment={old} is now called augment={new}" in caplog.text
+    caplog.clear()
+    dm = ImageDataModule("digits", augment=old)
+    assert dm.augment == new and caplog.text.count(f"augment={new}") == 1
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("train", [True, False])
 def test_output_shape_dtype_and_channels_last(train: bool, dtype: torch.dtype) -> None:
-    augment = DeviceAugment("seed000", 56, [0.5, 0.4, 0.3], [0.2, 0.2, 0.2], dtype=dtype)
+    augment = DeviceAugment("strong", 56, [0.5, 0.4, 0.3], [0.2, 0.2, 0.2], dtype=dtype)
     batch = torch.stack([_image(), _image().flip(-1)])
     resized = TF.resize(batch, [64, 64], antialias=True)
     out = augment(resized, train=train, sizes=torch.tensor([[H, W]] * 2))
@@ -77,7 +88,7 @@ def test_rejects_float_input() -> None:
 
 def test_same_seed_gives_the_same_batches() -> None:
     batch = _image().expand(8, -1, -1, -1).contiguous()
-    first, second, other = (DeviceAugment("seed000", 48, [0, 0, 0], [1, 1, 1], seed=s) for s in (7, 7, 8))
+    first, second, other = (DeviceAugment("strong", 48, [0, 0, 0], [1, 1, 1], seed=s) for s in (7, 7, 8))
     for _ in range(2):  # the generator advances: batch 2 differs from batch 1, identically for equal seeds
         a, b, c = first(batch), second(batch), other(batch)
         assert torch.equal(a, b)
@@ -89,11 +100,11 @@ def test_eval_view_equals_cpu_resize_and_center_crop() -> None:
     image = _image()
     expected = T.eval_transform(64, [0, 0, 0], [1, 1, 1])(image)
     cache = TF.resize(image, [128, 128], antialias=True)[None]  # the cache squashes, sizes restore the aspect
-    out = DeviceAugment("seed002", 64, [0, 0, 0], [1, 1, 1])(cache, train=False, sizes=torch.tensor([[H, W]]))[0]
+    out = DeviceAugment("moderate", 64, [0, 0, 0], [1, 1, 1])(cache, train=False, sizes=torch.tensor([[H, W]]))[0]
     assert (out - expected).abs().mean() < 0.01
 
 
-@pytest.mark.parametrize("preset", ["seed000", "seed002"])
+@pytest.mark.parametrize("preset", ["strong", "moderate"])
 def test_fixed_parameters_reproduce_the_v2_operations(preset: str) -> None:
     """Crop box, flip and rotation composed into one affine equal v2's crop -> flip -> rotate (in its order)."""
     image, size, (top, left, h, w), angle = _image(), 64, (10, 20, 80, 100), 12.0
@@ -119,14 +130,17 @@ def test_fixed_parameters_reproduce_the_v2_operations(preset: str) -> None:
 
 def test_color_jitter_matches_v2_for_given_factors_and_order() -> None:
     image = _image()
-    augment = DeviceAugment("seed000", 64, [0, 0, 0], [1, 1, 1])
+    augment = DeviceAugment("strong", 64, [0, 0, 0], [1, 1, 1])
     factors = torch.tensor([[1.15, 0.85, 1.2]])
     order = torch.tensor([[2, 0, 1]])
     x = TF.resize(image, [64, 64], antialias=True).float()[None] / 255
-    out = augment._jitter(x.clone(), AugmentParams(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1), factors, order))
+    params = AugmentParams(torch.zeros(1, 4), torch.zeros(1), torch.zeros(1), factors, order)
+    out = augment._jitter(x.clone(), params, augment.spec)
     expected = TF.adjust_saturation(x, 1.2)
     expected = TF.adjust_contrast(TF.adjust_brightness(expected, 1.15), 0.85)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    brightness_only = augment._jitter(x.clone(), params, AugmentSpec(brightness=0.2))  # the spec given, not its own
+    torch.testing.assert_close(brightness_only, TF.adjust_brightness(x, 1.15), atol=1e-5, rtol=0)
 
 
 def _cpu_draws(preset: str, n: int) -> dict[str, torch.Tensor]:
@@ -149,7 +163,7 @@ def _cpu_draws(preset: str, n: int) -> dict[str, torch.Tensor]:
     return {k: torch.tensor(v) for k, v in draws.items() if v}
 
 
-@pytest.mark.parametrize("preset", ["seed000", "seed002", "light"])
+@pytest.mark.parametrize("preset", ["strong", "moderate", "light"])
 def test_parameter_distributions_match_the_cpu_preset(preset: str) -> None:
     n = 3000
     torch.manual_seed(0)
@@ -200,7 +214,7 @@ def test_mixin_augments_while_training_and_gives_the_eval_view_otherwise() -> No
 def test_eval_view_draws_no_random_numbers() -> None:
     """Validation between epochs must not change the training batches that follow."""
     batch = TF.resize(_image(), [48, 48], antialias=True).expand(4, -1, -1, -1).contiguous()
-    plain, with_eval = (DeviceAugment("seed000", 32, [0, 0, 0], [1, 1, 1], seed=5) for _ in range(2))
+    plain, with_eval = (DeviceAugment("strong", 32, [0, 0, 0], [1, 1, 1], seed=5) for _ in range(2))
     with_eval(batch, train=False)
     assert torch.equal(plain(batch, train=True), with_eval(batch, train=True))
 
@@ -232,7 +246,7 @@ def test_lightning_fit_and_validate_through_the_mixin(tmp_path) -> None:
             seen.append((batch[0].dtype, tuple(batch[0].shape), trainer.training))
 
     dm = Data()
-    dm.device_augment = DeviceAugment("seed002", 72, [0.5] * 3, [0.25] * 3)
+    dm.device_augment = DeviceAugment("moderate", 72, [0.5] * 3, [0.25] * 3)
     model = AlexNetClassifier(
         model={"_target_": "alexnet_lightning.models.alexnet.build_alexnet", "head": "gap"},
         optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3},

@@ -23,7 +23,7 @@ def _catsdogs(root: Path, cache: Path, **kwargs) -> ImageDataModule:
         batch_size=4,
         val_fraction=0.25,
         test_fraction=0.0,
-        augment="seed002",
+        augment="moderate",
         cache_dir=str(cache),
         pipeline="gpu",
         cache_size=40,

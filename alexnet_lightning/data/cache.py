@@ -2,7 +2,7 @@
 
 Each image is resized (antialiased) to ``size x size`` regardless of its aspect ratio, and its
 original ``(height, width)`` is kept beside it: fixed-size rows make batches a plain stack that
-the device path (gpu.py) crops with per-sample boxes in original-pixel units, so area fractions
+the device path (device_augment.py) crops with per-sample boxes in original-pixel units, so area fractions
 and aspect ratios stay those of the original photo while no pixel of it is cut away. 256 px
 suits 224/227 px crops. The cache file is keyed by ``fingerprint(items, size, channels)``, so
 a renamed, added, removed or rewritten file builds a new cache; an unchanged list reuses the
@@ -201,7 +201,7 @@ def _nvjpeg_batches(items: Sequence[Any], channels: int, store: Callable, fallba
 class CachedImages(Dataset):
     """(uint8 CxSxS image, label, original (height, width)) for some items of a cache.
 
-    The size triple lets the device path crop in original-pixel units (see gpu.py). Items whose
+    The size triple lets the device path crop in original-pixel units (see device_augment.py). Items whose
     file was bad are skipped (build_cache reported them). The memmap is opened lazily in each
     DataLoader worker, so pickling the data set never copies the images.
     """

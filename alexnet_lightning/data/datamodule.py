@@ -14,14 +14,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from alexnet_lightning import sizing
+from alexnet_lightning.atomic import write_atomic
 from alexnet_lightning.data import transforms as T
 from alexnet_lightning.data.cache import DECODERS, CachedImages, DeviceBatches, ImageCache, build_cache
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
 from alexnet_lightning.data.decode import decode, to_channels
+from alexnet_lightning.data.device_augment import DeviceAugment, DeviceAugmentMixin
 from alexnet_lightning.data.fingerprint import fingerprint
-from alexnet_lightning.data.gpu import DeviceAugment, DeviceAugmentMixin
 from alexnet_lightning.data.order import EpochShuffle
-from alexnet_lightning.data.presets import PRESET_SPECS
+from alexnet_lightning.data.presets import preset_name
 from alexnet_lightning.data.sources import Samples, find_samples, validate
 from alexnet_lightning.data.split import stratified_split, write_split
 from alexnet_lightning.data.stats import channel_stats, fixed_stats, load_cached, save_cached
@@ -57,8 +58,8 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
 
     ``pipeline``: ``cpu`` decodes and augments each image in DataLoader workers (v2 transforms);
     ``gpu`` decodes every image once into a ``cache_size`` px uint8 cache and augments whole
-    batches on the device in ``on_after_batch_transfer`` (gpu.py); ``auto`` is ``gpu`` when a
-    CUDA device is present. ``decode=nvjpeg`` builds that cache on the GPU.
+    batches on the device in ``on_after_batch_transfer`` (device_augment.py); ``auto`` is ``gpu``
+    when a CUDA device is present. ``decode=nvjpeg`` builds that cache on the GPU.
     """
 
     def __init__(
@@ -87,8 +88,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         super().__init__()
         if normalize not in ("dataset", "imagenet", "half", "none"):
             raise UserError(f"normalize={normalize!r} is unknown: use dataset, imagenet, half or none")
-        if augment not in PRESET_SPECS:
-            raise UserError(f"augment={augment!r} is unknown: use one of {', '.join(PRESET_SPECS)}")
+        augment = preset_name(augment)
         if channels not in (1, 3) and not sizing.is_auto(channels):
             raise UserError(f"model.in_channels={channels} is not supported: use 1 or 3")
         if pipeline not in ("auto", "cpu", "gpu"):
@@ -267,7 +267,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             out_dir / "split.json",
             {name: [self.samples.describe(p) for p in pos] for name, pos in self.splits.items()},
         )
-        (out_dir / "bad_files.txt").write_text(format_bad_files(self.bad_files))
+        write_atomic(out_dir / "bad_files.txt", format_bad_files(self.bad_files))
 
     def _dataset(self, split: str, transform: Callable) -> ImageDataset:
         return ImageDataset(self.samples, self.splits.get(split, []), self.channels, transform)

@@ -1,17 +1,21 @@
-"""The augmentation presets as data, so that the CPU (v2) and device (gpu.py) paths share one definition.
+"""The augmentation presets as data, so that the CPU (v2) and device (device_augment.py) paths share one definition.
 
-Each preset names the random geometry and color changes of one seed recipe; ``v2_augmentation``
-turns a spec into the torchvision v2 pipeline (identical, draw for draw, to transforms.py's
-presets), and ``gpu.DeviceAugment`` derives its batched affine + jitter from the same spec.
+Each preset names the random geometry and color changes of one recipe, from strong to none;
+``v2_augmentation`` turns a spec into the torchvision v2 pipeline (identical, draw for draw, to
+transforms.py's presets), and ``device_augment.DeviceAugment`` derives its batched affine +
+jitter from the same spec.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from torchvision.transforms import v2
 
 from alexnet_lightning.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class AugmentSpec:
     degrees: float = 0.0
     """Rotation angle drawn uniformly from [-degrees, degrees], corners filled with black."""
     rotate_first: bool = False
-    """Rotate the whole image before cropping (seed002) instead of the crop after it (seed000)."""
+    """Rotate the whole image before cropping (moderate) instead of the crop after it (strong)."""
     brightness: float = 0.0
     contrast: float = 0.0
     saturation: float = 0.0
@@ -38,18 +42,30 @@ class AugmentSpec:
 
 
 PRESET_SPECS: dict[str, AugmentSpec] = {
-    "seed000": AugmentSpec(crop_scale=(0.08, 1.0), flip=0.5, degrees=15, brightness=0.2, contrast=0.2, saturation=0.2),
-    "seed002": AugmentSpec(crop_scale=(0.8, 1.0), flip=0.5, degrees=10, rotate_first=True, brightness=0.2),
+    # ImageNet's crop (8-100 % of the area) and flip, colour jitter, then the crop rotated
+    "strong": AugmentSpec(crop_scale=(0.08, 1.0), flip=0.5, degrees=15, brightness=0.2, contrast=0.2, saturation=0.2),
+    # flip and rotate the whole photo, then keep 80-100 % of it, brightness only
+    "moderate": AugmentSpec(crop_scale=(0.8, 1.0), flip=0.5, degrees=10, rotate_first=True, brightness=0.2),
     "light": AugmentSpec(crop_scale=(0.6, 1.0), flip=0.5),
     "none": AugmentSpec(),
 }
+OLD_NAMES = {"seed000": "strong", "seed002": "moderate"}
+"""Names of the blog posts the recipes came from, as users and old configs typed them."""
+
+
+def preset_name(preset: str) -> str:
+    """The preset ``augment=preset`` means: old names give their new one, with a note; unknown names stop the run."""
+    if preset in OLD_NAMES:
+        log.warning("augment=%s is now called augment=%s: the same augmentation", preset, OLD_NAMES[preset])
+        return OLD_NAMES[preset]
+    if preset not in PRESET_SPECS:
+        raise UserError(f"augment={preset!r} is unknown: use one of {', '.join(PRESET_SPECS)}")
+    return preset
 
 
 def preset_spec(preset: str, channels: int = 3) -> AugmentSpec:
     """The spec of ``augment=preset``; saturation is meaningless for gray images and is dropped."""
-    if preset not in PRESET_SPECS:
-        raise UserError(f"augment={preset!r} is unknown: use one of {', '.join(PRESET_SPECS)}")
-    spec = PRESET_SPECS[preset]
+    spec = PRESET_SPECS[preset_name(preset)]
     if channels == 1 and spec.saturation:
         spec = AugmentSpec(**{**spec.__dict__, "saturation": 0.0})
     return spec

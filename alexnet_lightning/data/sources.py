@@ -98,10 +98,25 @@ def image_files(folder: Path, skipped: Counter) -> list[Path]:
     return found
 
 
-def catsdogs(data_dir: str | None, classes: Sequence[str] = ("cat", "dog"), test_dir: str | None = None) -> Samples:
-    """A flat Kaggle folder, label = file-name prefix before the first dot (``cat.123.jpg``).
+def label_from_name(path: str | Path, class_names: Sequence[str]) -> int | None:
+    """The class a file's name gives, any case: its folder (``cats/1.jpg``) or Kaggle prefix (``cat.12.jpg``).
 
-    Nothing is moved. ``test_dir`` (same naming, e.g. a labelled holdout) becomes the test split.
+    The one naming rule for files without a class-folder tree: the catsdogs source labels its files
+    with it, and predict the files it is given. None when neither names a class.
+    """
+    path = Path(path)
+    lookup = {c.lower(): i for i, c in enumerate(class_names)}
+    for candidate in (path.parent.name, path.name.split(".")[0]):
+        if candidate.lower() in lookup:
+            return lookup[candidate.lower()]
+    return None
+
+
+def catsdogs(data_dir: str | None, classes: Sequence[str] = ("cat", "dog"), test_dir: str | None = None) -> Samples:
+    """A Kaggle folder, labels by ``label_from_name``: file-name prefix (``cat.123.jpg``) or a class sub-folder.
+
+    Only names below ``data_dir`` count (its own name never labels). Nothing is moved. ``test_dir``
+    (same naming, e.g. a labelled holdout) becomes the test split.
     """
     classes = [c.lower() for c in classes]
     skipped: Counter = Counter()
@@ -110,19 +125,19 @@ def catsdogs(data_dir: str | None, classes: Sequence[str] = ("cat", "dog"), test
     splits: dict[str, list[int]] = {}
     for folder, split in folders:
         for path in image_files(folder, skipped):
-            prefix = path.name.split(".")[0].lower()
-            if prefix in classes:
-                if split:
-                    splits.setdefault(split, []).append(len(items))
-                items.append(path)
-                labels.append(classes.index(prefix))
-            else:
+            label = label_from_name(path.relative_to(folder), classes)
+            if label is None:
                 unmatched.append(path)
+                continue
+            if split:
+                splits.setdefault(split, []).append(len(items))
+            items.append(path)
+            labels.append(label)
     if unmatched:
         skipped["no class in the name"] = len(unmatched)
         shown = ", ".join(p.name for p in unmatched[:5])
         log.warning(
-            "%d files match no class prefix (%s) and are ignored: %s%s",
+            "%d files match no class prefix or folder (%s) and are ignored: %s%s",
             len(unmatched),
             "/".join(classes),
             shown,

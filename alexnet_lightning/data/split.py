@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from alexnet_lightning.atomic import write_atomic
 from alexnet_lightning.errors import UserError
 
 
@@ -44,5 +45,4 @@ def stratified_split(
 
 def write_split(path: Path, names: dict[str, list[str]]) -> None:
     """Record which item went where, so a run can be audited or repeated."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(names, indent=1))
+    write_atomic(path, json.dumps(names, indent=1))

@@ -11,7 +11,7 @@ generator seeded with the run's seed. It runs on any device, CPU tensors include
 The cache stores each image squashed to ``S x S``; passing the original ``(height, width)`` of
 each image lets crops keep the original aspect ratio and area fractions, exactly as on the CPU.
 Known small differences from the v2 path: bilinear sampling everywhere (v2 rotates with nearest
-and resizes with antialiasing), and seed000 applies contrast after rotation, so its black
+and resizes with antialiasing), and ``strong`` applies contrast after rotation, so its black
 corners count towards the contrast mean.
 """
 
@@ -75,7 +75,6 @@ class DeviceAugment(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self._generator: torch.Generator | None = None
-        self.last_params: AugmentParams | None = None
 
     def generator(self, device: torch.device) -> torch.Generator:
         """One generator per module on the batch's device, seeded once: the same seed gives the same batches."""
@@ -93,9 +92,7 @@ class DeviceAugment(nn.Module):
         if self.mean.device != images.device:
             self.to(images.device)
         spec = self.spec if train else AugmentSpec()
-        params = self.sample(spec, sizes)
-        self.last_params = params
-        return self.apply(images, sizes, params, spec)
+        return self.apply(images, sizes, self.sample(spec, sizes), spec)
 
     # parameters ---------------------------------------------------------------------------------
 
@@ -159,10 +156,7 @@ class DeviceAugment(nn.Module):
         out = torch.diag_embed(torch.stack([half_out, half_out], dim=1))  # normalized output -> pixels
         crop = torch.diag_embed(params.crop_size / self.size)  # crop output pixels -> image pixels
         flip = torch.diag_embed(torch.stack([1 - 2 * params.flip.float(), torch.ones(n, device=device)], dim=1))
-        rad = torch.deg2rad(params.angle)
-        cos, sin = torch.cos(rad), torch.sin(rad)
-        # inverse of a counter-clockwise rotation on screen (y points down)
-        unrotate = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1) if spec.degrees else eye
+        unrotate = _unrotation(params.angle) if spec.degrees else eye
         to_source = torch.diag_embed(2 / sizes.flip(1))  # image pixels (x, y) -> normalized source
         center = params.box[:, :2, None]
         if spec.rotate_first:  # flip -> rotate the whole image -> crop
@@ -189,24 +183,22 @@ class DeviceAugment(nn.Module):
             x = x.mul_(self._inside_crop(params, len(images), x.dtype))
         x = x.to(compute).mul_(1 / 255)
         if spec.jitter:
-            x = self._jitter(x, params)
+            x = self._jitter(x, params, spec)
         mean, std = self.mean.to(compute), self.std.to(compute)
         x = x.sub_(mean).div_(std)
         return x.to(self.dtype).contiguous(memory_format=torch.channels_last)
 
     def _inside_crop(self, params: AugmentParams, n: int, dtype: torch.dtype) -> torch.Tensor:
         """(N, 1, S, S) mask of output pixels whose un-rotated position lies inside the crop."""
-        rad = torch.deg2rad(params.angle)
-        cos, sin, zero = torch.cos(rad), torch.sin(rad), torch.zeros_like(rad)
-        unrotate = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        unrotate = F.pad(_unrotation(params.angle), (0, 1))  # (N, 2, 3): no shift
         grid = F.affine_grid(unrotate.to(dtype), [n, 1, self.size, self.size], align_corners=False)
         return (grid.abs() <= 1).all(dim=-1).unsqueeze(1).to(dtype)
 
-    def _jitter(self, x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+    def _jitter(self, x: torch.Tensor, params: AugmentParams, spec: AugmentSpec) -> torch.Tensor:
         """ColorJitter with per-sample factors and per-sample order (factor 1 is a no-op, so masks are factors)."""
-        ops = [(0, self.spec.brightness, _brightness), (1, self.spec.contrast, _contrast)]
+        ops = [(0, spec.brightness, _brightness), (1, spec.contrast, _contrast)]
         if x.shape[1] == 3:
-            ops.append((2, self.spec.saturation, _saturation))
+            ops.append((2, spec.saturation, _saturation))
         for step in range(3):
             for index, strength, op in ops:
                 if strength:
@@ -214,6 +206,13 @@ class DeviceAugment(nn.Module):
                     factor = torch.where(chosen, params.factors[:, index], 1.0).to(x.dtype).view(-1, 1, 1, 1)
                     x = op(x, factor)
         return x
+
+
+def _unrotation(angle: torch.Tensor) -> torch.Tensor:
+    """(N, 2, 2) inverse of a counter-clockwise rotation by ``angle`` degrees on screen (y points down)."""
+    rad = torch.deg2rad(angle)
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    return torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
