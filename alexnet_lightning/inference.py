@@ -95,15 +95,6 @@ def find_inputs(inputs: str) -> list[Path]:
     raise UserError(f"inputs={inputs} does not exist: pass an image, a folder or a glob pattern")
 
 
-def label_from_path(path: Path, class_names: list[str]) -> int | None:
-    """The class named by the file's folder (``cats/1.jpg``) or Kaggle-style name (``cat.12.jpg``)."""
-    lookup = {c.lower(): i for i, c in enumerate(class_names)}
-    for candidate in (path.parent.name, path.name.split(".")[0]):
-        if candidate.lower() in lookup:
-            return lookup[candidate.lower()]
-    return None
-
-
 class ImageFiles(Dataset):
     """Preprocessed images; an unreadable file yields its reason instead of an exception."""
 

@@ -17,7 +17,8 @@ from alexnet_lightning import plots
 from alexnet_lightning.atomic import write_csv
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
-from alexnet_lightning.inference import Predictor, find_inputs, label_from_path, predict_files
+from alexnet_lightning.data.sources import label_from_name
+from alexnet_lightning.inference import Predictor, find_inputs, predict_files
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
     rows, labelled, correct = [], 0, 0
     for path, p, error in zip(files, probs, errors, strict=True):
-        true = label_from_path(path, names)
+        true = label_from_name(path, names)
         row = {"path": str(path), "predicted": "", "probability": "", "top_k": "", "true": "", "correct": ""}
         if true is not None:
             row["true"] = names[true]

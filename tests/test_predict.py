@@ -9,8 +9,9 @@ from conftest import compose_config, write_digit_images
 from PIL import Image
 
 from alexnet_lightning.checkpoint import load_classifier
+from alexnet_lightning.data.sources import label_from_name
 from alexnet_lightning.errors import UserError
-from alexnet_lightning.inference import Predictor, find_inputs, label_from_path
+from alexnet_lightning.inference import Predictor, find_inputs
 from alexnet_lightning.predict import predict
 
 
@@ -69,9 +70,9 @@ def test_predict_kaggle_names_glob_and_single_file(tiny_checkpoint, tmp_path: Pa
 
 def test_label_from_folder_or_kaggle_name() -> None:
     classes = ["cat", "dog"]
-    assert label_from_path(Path("data/Dog/x.jpg"), classes) == 1
-    assert label_from_path(Path("train/cat.12.jpg"), classes) == 0
-    assert label_from_path(Path("photos/holiday.jpg"), classes) is None
+    assert label_from_name(Path("data/Dog/x.jpg"), classes) == 1
+    assert label_from_name(Path("train/cat.12.jpg"), classes) == 0
+    assert label_from_name(Path("photos/holiday.jpg"), classes) is None
 
 
 @pytest.mark.parametrize(("inputs", "message"), [("nowhere/at/all", "does not exist"), ("empty", "no images in")])
