@@ -31,7 +31,7 @@ from alexnet_lightning.atomic import write_atomic, write_csv, write_json
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.errors import UserError
-from alexnet_lightning.inference import Predictor
+from alexnet_lightning.inference import Predictor, checkpoint_data
 from alexnet_lightning.module import accuracy_metrics
 
 
@@ -140,14 +140,19 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError(f"split={cfg.split} is unknown: use test or val")
     predictor = Predictor.load(cfg.ckpt_path, cfg.device)
     hp = predictor.model.hparams
-    datamodule = hydra.utils.instantiate(
-        cfg.data,
-        image_size=hp.image_size,
-        channels=hp.in_channels,
-        mean=list(hp.mean),
-        std=list(hp.std),
-        pipeline="cpu",  # predict_loader() feeds the loader's float batches to the model itself
-    )
+    if cfg.get("data") is None:  # no dataset=: the images the checkpoint was trained on
+        datamodule = checkpoint_data(predictor, cfg.data_dir, cfg.seed, cfg.paths.cache_dir)
+    else:
+        if cfg.seed is None:
+            cfg.seed = (hp.get("data") or {}).get("seed", 0)
+        datamodule = hydra.utils.instantiate(
+            cfg.data,
+            image_size=hp.image_size,
+            channels=hp.in_channels,
+            mean=list(hp.mean),
+            std=list(hp.std),
+            pipeline="cpu",  # predict_loader() feeds the loader's float batches to the model itself
+        )
     datamodule.setup("test")
     if list(datamodule.classes) != list(hp.class_names):
         raise UserError(

@@ -40,6 +40,9 @@ FILLED_AT_FIT = ("T_max", "total_steps")  # null: the run's max_epochs / estimat
 
 TOP_LEVEL = ("model", "optimizer", "scheduler", "class_names", "image_size", "in_channels", "mean", "std",
              "label_smoothing")  # fmt: skip
+OPTIONAL = ("data",)  # where the images were (checkpoints written before it lack it)
+DATA_KEYS = {"source": str, "data_dir": str | None, "options": dict, "val_fraction": float, "test_fraction": float,
+             "seed": int}  # fmt: skip
 MAX_CLASSES = 25_000
 IMAGE_SIZES = (8, 1024)
 CHANNELS = (1, 3)
@@ -308,12 +311,43 @@ def _check_top_level(hp: dict[str, Any]) -> None:
         raise HParamError(f"label_smoothing={hp['label_smoothing']} must be in [0, 1)")
 
 
+def plain_data(cfg: Any) -> dict[str, Any] | None:
+    """Where the training images were, as plain values: read by eval, never turned into code or a file to write.
+
+    ``source`` must be a name (a source of alexnet_lightning/data/sources.py, looked up there, never imported);
+    ``options`` are the source's keyword options, each a plain value.
+    """
+    if cfg is None:
+        return None
+    cfg = _options("data", cfg)
+    for key in cfg:
+        if key not in DATA_KEYS:
+            raise HParamError(f"data.{key} is not a key of the data record (use {_choices(list(DATA_KEYS))})")
+    missing = [k for k in DATA_KEYS if k not in cfg]
+    if missing:
+        raise HParamError(f"data.{missing[0]} is missing")
+    options = _options("data.options", cfg["options"])
+    for key, value in options.items():
+        if key == "_target_":
+            raise HParamError("data.options._target_ is a Hydra instantiate key, not an option")
+        _check_plain(f"data.options.{key}", value)
+    for key, hint in DATA_KEYS.items():
+        if key != "options":
+            _check_value(f"data.{key}", cfg[key], hint)
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", cfg["source"]):
+        raise HParamError(f"data.source={_text(cfg['source'])} is not the name of a data source")
+    for key in ("val_fraction", "test_fraction"):
+        if not 0.0 <= cfg[key] < 1.0:
+            raise HParamError(f"data.{key}={cfg[key]} must be in [0, 1)")
+    return {**cfg, "options": options}
+
+
 def plain_hparams(hp: Any) -> dict[str, Any]:
     """The classifier's hyperparameters, checked and in plain form; an HParamError names the first bad key."""
     if not isinstance(hp, Mapping):
         raise HParamError(f"hyper_parameters is a {type(hp).__name__}, not a mapping")
     for key in hp:
-        if key not in TOP_LEVEL:
+        if key not in TOP_LEVEL + OPTIONAL:
             raise HParamError(
                 f"{_text(key) if not isinstance(key, str) else key} is not a hyperparameter of the classifier"
             )
@@ -325,6 +359,7 @@ def plain_hparams(hp: Any) -> dict[str, Any]:
     hp["model"] = plain_model(hp["model"])
     hp["optimizer"] = plain_optimizer(hp["optimizer"])
     hp["scheduler"] = plain_scheduler(hp["scheduler"])
+    hp["data"] = plain_data(hp.get("data"))
     return hp
 
 

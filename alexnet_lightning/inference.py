@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from alexnet_lightning.checkpoint import load_classifier
+from alexnet_lightning.data.datamodule import ImageDataModule
 from alexnet_lightning.data.decode import BadImageError, decode, is_image_path
 from alexnet_lightning.data.transforms import eval_transform
 from alexnet_lightning.errors import UserError
@@ -33,8 +34,9 @@ def pick_device(device: str) -> torch.device:
 class Predictor:
     """A classifier plus the preprocessing its checkpoint describes: bytes or files in, probabilities out."""
 
-    def __init__(self, model: AlexNetClassifier, device: torch.device) -> None:
+    def __init__(self, model: AlexNetClassifier, device: torch.device, ckpt_path: str | Path | None = None) -> None:
         hp = model.hparams
+        self.ckpt_path = ckpt_path
         self.model, self.device = model.eval(), device
         self.class_names: list[str] = list(hp.class_names)
         self.channels: int = hp.in_channels
@@ -46,7 +48,7 @@ class Predictor:
     def load(cls, ckpt_path: str | Path, device: str = "auto") -> Predictor:
         """The checkpoint's classifier on ``device`` (``auto``: the GPU when there is one), in eval mode."""
         torch_device = pick_device(device)
-        return cls(load_classifier(ckpt_path, map_location=torch_device), torch_device)
+        return cls(load_classifier(ckpt_path, map_location=torch_device), torch_device, ckpt_path)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -73,6 +75,44 @@ class Predictor:
         if not probs:
             raise UserError("the chosen split has no images: use split=val or a data set with more images")
         return torch.cat(probs), torch.cat(targets)
+
+
+def checkpoint_data(predictor: Predictor, data_dir: str | None, seed: int | None, cache_dir: str) -> ImageDataModule:
+    """The data module of the images the checkpoint was trained on, split as in training (or with ``seed``).
+
+    ``data_dir`` replaces the recorded folder (the images moved). The record names a source of
+    data/sources.py by name; nothing in it is imported or instantiated.
+    """
+    hp, path = predictor.model.hparams, predictor.ckpt_path
+    record = hp.get("data")
+    if not record:
+        raise UserError(
+            f"checkpoint {path} does not record its data (written by an older version): "
+            "pass dataset=PRESET data_dir=FOLDER and the training run's seed=N"
+        )
+    folder = data_dir or record["data_dir"]
+    if folder is not None and not Path(folder).expanduser().is_dir():
+        where = "given as data_dir" if data_dir else "recorded in the checkpoint"
+        raise UserError(
+            f"the {record['source']} images of this checkpoint are not in {folder} ({where}): "
+            "pass data_dir=WHERE_THEY_ARE_NOW, or dataset=PRESET data_dir=FOLDER for other data"
+        )
+    return ImageDataModule(
+        source=record["source"],
+        data_dir=folder,
+        options=record["options"],
+        image_size=hp.image_size,
+        channels=hp.in_channels,
+        num_workers="auto",
+        val_fraction=record["val_fraction"],
+        test_fraction=record["test_fraction"],
+        seed=record["seed"] if seed is None else seed,
+        augment="none",
+        cache_dir=cache_dir,
+        mean=list(hp.mean),
+        std=list(hp.std),
+        pipeline="cpu",  # predict_loader() feeds the loader's float batches to the model itself
+    )
 
 
 def find_inputs(inputs: str) -> list[Path]:

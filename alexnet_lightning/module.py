@@ -57,12 +57,14 @@ class AlexNetClassifier(L.LightningModule):
         mean: list[float],
         std: list[float],
         label_smoothing: float = 0.0,
+        data: dict[str, Any] | None = None,
     ) -> None:
+        """``data`` records where the images were (source, folder, split), so eval can find them again."""
         super().__init__()
         hparams = plain_hparams(  # a training config's _target_ form becomes the plain form that checkpoints store
             {"model": model, "optimizer": optimizer, "scheduler": scheduler, "class_names": class_names,
              "image_size": image_size, "in_channels": in_channels, "mean": mean, "std": std,
-             "label_smoothing": label_smoothing}
+             "label_smoothing": label_smoothing, "data": data}
         )  # fmt: skip
         self.save_hyperparameters(hparams)
         model = hparams["model"]

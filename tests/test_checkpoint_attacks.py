@@ -160,6 +160,24 @@ CASES: dict[str, tuple[Callable[[Hparams, Path, Path], Any], str]] = {
         _set("model", "pretrained_path", "x" * 10**6),
         "hyper_parameters.model.pretrained_path",
     ),
+    # the data record: names a source and a folder to read, nothing to run or write
+    "data.evil=savetxt": (_set("data", "evil", _payload("savetxt")), "hyper_parameters.data.evil"),
+    "data._target_=savetxt": (
+        _replace("data", lambda marker, source: {**savetxt(marker), "source": "digits"}),
+        "hyper_parameters.data._target_",
+    ),
+    "data.options.x=savetxt": (
+        lambda hp, marker, source: hp["data"]["options"].update(x=savetxt(marker)),
+        "hyper_parameters.data.options.x",
+    ),
+    "data.options._target_": (
+        lambda hp, marker, source: hp["data"]["options"].update(_target_="os.system"),
+        "hyper_parameters.data.options._target_",
+    ),
+    "data.source=os.system": (_set("data", "source", "os.system"), "hyper_parameters.data.source"),
+    "data.data_dir=${oc.env:HOME}": (_set("data", "data_dir", "${oc.env:HOME}"), "hyper_parameters.data.data_dir"),
+    "data.seed=text": (_set("data", "seed", "0"), "hyper_parameters.data.seed"),
+    "data.val_fraction=2": (_set("data", "val_fraction", 2.0), "hyper_parameters.data.val_fraction"),
     # extra and missing keys
     "extra top-level key": (_set("", "notes", "hello"), "hyper_parameters.notes"),
     "missing std": (_drop("", "std"), "hyper_parameters.std is missing"),

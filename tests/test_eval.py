@@ -5,10 +5,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import compose_config, run_cli
+from fixtures import make_catsdogs_folder
 from PIL import Image
 
+from alexnet_lightning.errors import UserError
 from alexnet_lightning.eval import evaluate
+from alexnet_lightning.train import train
 
 
 def test_training_writes_curves_png(tiny_checkpoint) -> None:
@@ -68,3 +72,38 @@ def test_eval_warns_when_the_split_is_not_the_training_runs(tiny_checkpoint, tmp
     ckpt, _ = tiny_checkpoint
     evaluate(compose_config("eval", tmp_path, f"ckpt_path={ckpt}", "seed=1", "speed_seconds=0.05", "top_losses=0"))
     assert "pass the training run's seed=N" in capsys.readouterr().out
+
+
+def test_eval_with_the_checkpoint_alone_finds_its_folder_and_says_what_to_pass_when_it_moved(
+    make_cfg, tmp_path: Path
+) -> None:
+    folder = make_catsdogs_folder(tmp_path / "kaggle", n_per_class=10)
+    cfg = make_cfg("dataset=catsdogs", f"data_dir={folder}", "trainer.max_epochs=1", "data.num_workers=0",
+                   "data.batch_size=4", f"paths.cache_dir={tmp_path / 'cache'}", "logger=csv")  # fmt: skip
+    trained = train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    record = torch.load(ckpt, weights_only=True)["hyper_parameters"]["data"]
+    assert record == {"source": "catsdogs", "data_dir": str(folder.resolve()),
+                      "options": {"classes": ["cat", "dog"], "test_dir": None},
+                      "val_fraction": 0.1, "test_fraction": 0.1, "seed": 0}  # fmt: skip
+
+    out = tmp_path / "eval"
+    metrics = evaluate(compose_config("eval", out, f"ckpt_path={ckpt}", "speed_seconds=0.05", "top_losses=0"))
+    assert metrics["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)  # the training run's test split
+    assert json.loads((out / "split.json").read_text()) == json.loads((ckpt.parents[1] / "split.json").read_text())
+
+    moved = folder.rename(tmp_path / "moved")
+    with pytest.raises(UserError, match=r"the catsdogs images of this checkpoint are not in .*kaggle.* pass data_dir="):
+        evaluate(compose_config("eval", tmp_path / "e2", f"ckpt_path={ckpt}", "speed_seconds=0.05"))
+    again = evaluate(compose_config("eval", tmp_path / "e3", f"ckpt_path={ckpt}", f"data_dir={moved}",
+                                    "speed_seconds=0.05", "top_losses=0"))  # fmt: skip
+    assert again["test/acc"] == metrics["test/acc"]
+
+    old = torch.load(ckpt, weights_only=True)  # as written before checkpoints recorded their data
+    del old["hyper_parameters"]["data"]
+    torch.save(old, tmp_path / "old.ckpt")
+    with pytest.raises(UserError, match=r"does not record its data .* pass dataset=PRESET data_dir=FOLDER"):
+        evaluate(compose_config("eval", tmp_path / "e4", f"ckpt_path={tmp_path / 'old.ckpt'}"))
+    given = evaluate(compose_config("eval", tmp_path / "e5", f"ckpt_path={tmp_path / 'old.ckpt'}", "dataset=catsdogs",
+                                    f"data_dir={moved}", "speed_seconds=0.05", "top_losses=0"))  # fmt: skip
+    assert given["test/acc"] == metrics["test/acc"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +327,24 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             "in_channels": self.channels,
             "mean": list(self.mean),
             "std": list(self.std),
+            "data": self.record(),
+        }
+
+    def record(self) -> dict[str, Any]:
+        """Where the images are and how they were split, as plain values (folders absolute)."""
+
+        def absolute(key: str, value: Any) -> Any:
+            if isinstance(value, Sequence) and not isinstance(value, str):
+                return list(value)  # a ListConfig from Hydra becomes a plain list
+            return str(Path(value).expanduser().resolve()) if key.endswith("_dir") and value else value
+
+        return {
+            "source": self.source,
+            "data_dir": absolute("data_dir", self.data_dir),
+            "options": {k: absolute(k, v) for k, v in self.options.items()},
+            "val_fraction": float(self.val_fraction),
+            "test_fraction": float(self.test_fraction),
+            "seed": int(self.seed),
         }
 
 
