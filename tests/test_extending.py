@@ -7,6 +7,7 @@ run there as subprocesses, shortened by appended overrides.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -16,7 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO
+from fixtures import make_catsdogs_folder
 
 from alexnet_lightning.checkpoint import load_classifier
 from alexnet_lightning.errors import UserError
@@ -44,22 +47,24 @@ def copy_repository(root: Path) -> Path:
     return root
 
 
-def apply(example: list[tuple[str, str]], root: Path) -> list[list[str]]:
-    """Apply the example's diffs, write its Python files, and return its commands (argument lists)."""
+def apply(example: list[tuple[str, str]], root: Path, paths: dict[str, str] | None = None) -> list[list[str]]:
+    """Apply the example's diffs, write its files, and return its commands (argument lists, ``paths`` replaced)."""
     commands = []
     for language, code in example:
         if language == "diff":
             subprocess.run(["git", "apply", "--unsafe-paths", f"--directory={root.name}", "-"],
                            input=code, text=True, cwd=root.parent, check=True)  # fmt: skip
         elif language == "python":
-            name = re.match(r"# (\S+\.py)", code)[1]
+            name = re.search(r"^# (\S+\.py)", code, flags=re.M)[1]
             (root / name).write_text(code)
         elif language == "yaml":
-            name = re.match(r"# (\S+\.yaml)", code)[1]
+            name = re.search(r"^# (\S+\.yaml)", code, flags=re.M)[1]
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_text(code)
         elif language == "bash":
             for line in code.splitlines():
+                for user_path, ours in (paths or {}).items():
+                    line = line.replace(user_path, ours)
                 words = shlex.split(line, comments=True)
                 assert words[:2] == ["python", "-m"], f"not a command of this template: {line}"
                 commands.append(words)
@@ -76,13 +81,28 @@ def start(words: list[str], root: Path, *extra: str) -> subprocess.Popen:
 @pytest.mark.slow
 def test_the_extension_examples_run_as_written(tmp_path: Path) -> None:
     found = examples()
-    assert set(found) == {"A new network option", "A new callback"}
+    assert set(found) == {"A new folder layout", "A new network option", "A new callback"}
+
+    images = make_catsdogs_folder(tmp_path / "csv_folder", n_per_class=8)
+    rows = [f"{p.name},{'kitten' if p.name.startswith('cat') else 'puppy'}" for p in sorted(images.glob("*.jpg"))]
+    (images / "labels.csv").write_text("\n".join(["file,label", *rows, "gone.jpg,puppy"]) + "\n")
+    layout = copy_repository(tmp_path / "layout")
+    (layout_command,) = apply(found["A new folder layout"], layout, {"~/data/my_csv_folder": str(images)})
 
     network = copy_repository(tmp_path / "network")
     (command,) = apply(found["A new network option"], network)
     callback = copy_repository(tmp_path / "callback")
     (callback_command,) = apply(found["A new callback"], callback)
     runs = {
+        "layout": start(
+            layout_command,
+            layout,
+            "trainer.max_epochs=1",
+            *SHORT,
+            "data.num_workers=0",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'run_layout'}",
+        ),
         "network": start(command, network, "trainer.max_epochs=1", *SHORT, f"hydra.run.dir={tmp_path / 'run_network'}"),
         "callback": start(
             callback_command,
@@ -96,6 +116,14 @@ def test_the_extension_examples_run_as_written(tmp_path: Path) -> None:
     output = {name: proc.communicate(timeout=600)[0] for name, proc in runs.items()}
     for name, proc in runs.items():
         assert proc.returncode == 0, f"{name} example failed:\n{output[name][-3000:]}"
+
+    # the CSV's labels are the classes; the missing file is reported, not fatal; the checkpoint names the source
+    run = tmp_path / "run_layout"
+    hp = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert hp["class_names"] == ["kitten", "puppy"] and hp["data"]["source"] == "csv_labels"
+    assert "gone.jpg" in (run / "bad_files.txt").read_text()
+    split = json.loads((run / "split.json").read_text())
+    assert sum(len(v) for v in split.values()) == 16
 
     # the option reached the network and the checkpoint; the unpatched package refuses the unknown value
     check = "from alexnet_lightning.checkpoint import load_classifier as l; import sys; print(l(sys.argv[1]).net)"
