@@ -2,7 +2,7 @@
 
 ``python -m alexnet_lightning.<command>`` gets its config from ``@hydra.main``; code that calls
 ``train(cfg)`` or ``evaluate(cfg)`` directly gets the same config from here, with the run
-directory given instead of Hydra's ``outputs/DATE/TIME``.
+directory given instead of Hydra's ``outputs/<command>/DATE/TIME``.
 """
 
 from __future__ import annotations
