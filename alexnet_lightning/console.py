@@ -1,10 +1,14 @@
-"""Printing for people: the composed config as a tree at the start of every run."""
+"""Printing for people: the composed config at the start of every run, the checkpoints at its end."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import lightning as L
 import rich
 import rich.syntax
 import rich.tree
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 FIRST = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger")
@@ -19,3 +23,26 @@ def print_config_tree(cfg: DictConfig) -> None:
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         tree.add(f"[bold]{key}[/bold]").add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` relative to the current directory when it lies inside it (``outputs/...``), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def describe_checkpoints(trainer: L.Trainer) -> str:
+    """One line: the best checkpoint (score, epoch) and the last one, the files to evaluate and to resume from."""
+    parts = []
+    for cb in trainer.checkpoint_callbacks:
+        if cb.monitor and Path(cb.best_model_path).is_file():
+            epoch = torch.load(cb.best_model_path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+            score = f"{cb.monitor} {float(cb.best_model_score):.4f}, " if cb.best_model_score is not None else ""
+            where = f"epoch {epoch + 1} of {trainer.current_epoch}"
+            parts.append(f"best checkpoint: {shown_path(cb.best_model_path)} ({score}{where})")
+        elif not cb.monitor and Path(last := cb.last_model_path or cb.best_model_path).is_file():
+            parts.append(f"last: {shown_path(last)}")
+    return "; ".join(parts)
