@@ -34,7 +34,7 @@ def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one experiment and return its final metrics (the sweepers' objective among them).
+    """Run one experiment and return its final metrics (``record_run`` takes the sweepers' objective from them).
 
     ``warnings`` lists what the run said about itself (e.g. that it was not learning), when it said anything.
     """
@@ -84,7 +84,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             print(saved)
         if "test/acc" in metrics:
             print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {shown_path(out)})")
-    metrics["objective"] = metrics.get(cfg.optimized_metric, float("nan"))
     warnings = [w for cb in trainer.callbacks for w in getattr(cb, "warnings", [])]
     if warnings:
         metrics["warnings"] = warnings
