@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+# where paths.cache_dir points (conf/paths/default.yaml): decoded-image caches and normalization statistics
+CACHE_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/alexnet_lightning
 
-.PHONY: install train test lint tensorboard clean
+.PHONY: install train samples test lint tensorboard clean clean-cache
 .PHONY: browser
 
 install: $(STAMP)
@@ -17,8 +19,13 @@ $(STAMP): pyproject.toml
 	-test -d .git && $(VENV)/bin/nbstripout --install  # notebooks are committed without outputs
 	touch $(STAMP)
 
+# Then a few held-out digits as PNG files (outputs/samples/digits/<class>/<n>.png) to try predict and serve on.
 train: install
 	$(PY) -m alexnet_lightning.train $(ARGS)
+	@$(MAKE) --no-print-directory samples
+
+samples: install
+	$(PY) -m alexnet_lightning.samples
 
 test: install browser
 	$(PY) -m pytest $(ARGS)
@@ -33,9 +40,16 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Every run under outputs/: training (train/), sweeps (sweep/), evaluations (eval/), ...
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir outputs
 
 clean:
 	rm -rf outputs multirun lightning_logs .pytest_cache .ruff_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+# The next run decodes the images and computes the statistics again.
+clean-cache:
+	@if [ -d "$(CACHE_DIR)" ]; then \
+		size=$$(du -sh "$(CACHE_DIR)" | cut -f1) && rm -rf "$(CACHE_DIR)" && echo "removed $(CACHE_DIR) ($$size)"; \
+	else echo "no cache at $(CACHE_DIR): nothing to remove"; fi

@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
@@ -164,6 +165,21 @@ class ValidationImages(L.Callback):
             images = [_denormalize(image[None], pl_module)[0] for image, _, _ in self.wrong]
             titles = [f"{names[true]} -> {names[pred]}" for _, true, pred in self.wrong]
             tb.experiment.add_figure("val/misclassified", plots.image_grid(images, titles), trainer.global_step)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint that remembers the best score of the run it resumes, in any directory.
+
+    Lightning restores that score only when the run resumes in the same directory; a resumed run gets
+    a new one from Hydra, and its first epoch would then replace the best checkpoint whether better
+    or not (and test would use it). Here the resumed run keeps the earlier best file and score, and
+    writes its own best file only for an epoch that beats them.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("dirpath") != self.dirpath and Path(state_dict.get("best_model_path") or "").is_file():
+            state_dict = {**state_dict, "dirpath": self.dirpath}
+        super().load_state_dict(state_dict)
 
 
 class RandomStateCheckpoint(L.Callback):

@@ -2,7 +2,7 @@
 
 ``python -m alexnet_lightning.<command>`` gets its config from ``@hydra.main``; code that calls
 ``train(cfg)`` or ``evaluate(cfg)`` directly gets the same config from here, with the run
-directory given instead of Hydra's ``outputs/DATE/TIME``.
+directory given instead of Hydra's ``outputs/<command>/DATE/TIME``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -98,4 +99,35 @@ def check_config(cfg: DictConfig) -> None:
     if val + test >= 1:
         raise UserError(
             f"data.val_fraction={val} + data.test_fraction={test} leave no training images: their sum must be below 1"
+        )
+    _check_gpus(cfg)
+
+
+def _check_gpus(cfg: DictConfig) -> None:
+    """A GPU trainer on a machine without (enough) GPUs: one line, not Lightning's traceback after set-up."""
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator", default=None)
+    if accelerator not in ("gpu", "cuda"):
+        return
+    if not torch.cuda.is_available():
+        if accelerator == "gpu" and torch.backends.mps.is_available():  # Lightning's "gpu" on Apple silicon
+            return
+        simulate = " (trainer=ddp_sim simulates DDP on the CPU)" if "ddp" in str(cfg.trainer.get("strategy")) else ""
+        raise UserError(
+            f"trainer.accelerator={accelerator} needs a GPU, but no CUDA GPU is visible: "
+            f"use trainer=default (it takes a GPU when there is one) or trainer=cpu{simulate}"
+        )
+    devices, visible = cfg.trainer.get("devices"), torch.cuda.device_count()
+    if isinstance(devices, str) and "," in devices:  # Lightning's "0,1": device indices
+        devices = [int(d) for d in devices.split(",") if d.strip()]
+    elif isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    if isinstance(devices, int) and devices > visible:
+        raise UserError(
+            f"trainer.devices={devices} asks for {devices} GPUs, but this machine shows {visible}: "
+            f"use trainer.devices={visible} or -1 (all)"
+        )
+    if isinstance(devices, (list, ListConfig)) and max(devices, default=0) >= visible:
+        raise UserError(
+            f"trainer.devices={list(devices)} names GPU {max(devices)}, but only GPUs 0 to {visible - 1} are visible: "
+            "use indices below that, or trainer.devices=-1 (all)"
         )

@@ -23,12 +23,13 @@ from alexnet_lightning.data.split import stratified_split
 from alexnet_lightning.errors import UserError, exit_on_user_error
 
 MODES = ("copy", "symlink", "move")
+SPLITS = ("train", "val", "test")
 
 
 def _placed(dst: Path, classes: list[str]) -> dict[str, Path]:
     """Files an earlier run put into DST/<split>/<class>/, by name."""
     found: dict[str, Path] = {}
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         for cls in classes:
             folder = dst / split / cls
             for path in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -151,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     prefix = "would " if args.dry_run else ""
     print(", ".join(f"{prefix}{action}: {n}" for action, n in sorted(actions.items())) or "nothing to do")
     if not args.dry_run:
-        print(f"done: {sum(actions.values())} files in {args.dst}/{{train,val,test}}/<class>/")
+        made = [split for split in SPLITS if (args.dst.expanduser() / split).is_dir()]
+        splits = made[0] if len(made) == 1 else "{" + ",".join(made) + "}"
+        print(f"done: {sum(actions.values())} files in {args.dst}/{splits}/<class>/")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Sweeps: each run records what it did in ``metrics.json``; the sweep ends with a summary of all runs.
 
 A run that fails inside a ``-m`` sweep is recorded with its error and returns NaN, so Hydra's
-launchers and the Optuna sweeper go on with the next run instead of aborting the whole sweep.
+launchers and the Optuna sweeper go on with the next run instead of aborting the whole sweep;
+the sweep then exits with status 1 once its summary is written.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_lightning import plots
+from alexnet_lightning.atomic import atomic_path, write_atomic
 from alexnet_lightning.errors import find_user_error
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,26 @@ COLUMNS = ["val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss"]
 
 @dataclass
 class RunRecord:
-    """What ``record_run`` fills in: the metrics of ``train()``; ``objective`` is NaN for a failed run."""
+    """What ``record_run`` fills in: the metrics of ``train()`` and, from them, the sweepers' objective."""
 
-    metrics: dict[str, float] = field(default_factory=dict)
-    objective: float = math.nan
+    metrics: dict[str, Any] = field(default_factory=dict)
+    objective: float = math.nan  # the value of cfg.optimized_metric; NaN for a failed run
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as null: JSON has no such numbers (Python would write a bare ``NaN``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _number(value: Any) -> float:
+    """A number of metrics.json: null (NaN in files written before it was valid JSON) as NaN."""
+    return math.nan if value is None else float(value)
 
 
 def _in_sweep() -> bool:
@@ -83,19 +100,19 @@ def record_run(cfg: DictConfig) -> Iterator[RunRecord]:
                 "wall_s": round(time.perf_counter() - start, 2),
                 "run_dir": str(out),
             }
-            (out / RECORD).write_text(json.dumps(payload, indent=2, allow_nan=True))
+            write_atomic(out / RECORD, json.dumps(_json_safe(payload), indent=2, allow_nan=False))
 
 
 def _row(path: Path, sweep_dir: Path) -> dict[str, Any]:
-    rec = json.loads(path.read_text())
+    rec = json.loads(path.read_text())  # Python's reader also takes the NaN of older files
     metrics = rec.get("metrics", {})
     return {
         "run": path.parent.relative_to(sweep_dir).as_posix(),
         "overrides": " ".join(rec.get("overrides", [])),
         "status": rec["status"],
-        "objective": rec["objective"],
-        **{c: metrics.get(c, math.nan) for c in COLUMNS},
-        "epochs": metrics.get("epochs", math.nan),
+        "objective": _number(rec["objective"]),
+        **{c: _number(metrics.get(c)) for c in COLUMNS},
+        "epochs": _number(metrics.get("epochs")),
         "wall_s": rec["wall_s"],
         "run_dir": rec["run_dir"],
         "error": rec.get("error") or "",
@@ -163,7 +180,8 @@ def _plot(frame: pd.DataFrame, best: pd.Series | None, path: Path) -> None:
     ax.set_ylabel(frame.attrs["metric"])
     ax.set_title("objective per run")
     fig.tight_layout()
-    plots.save(fig, path)
+    with atomic_path(path) as partial:
+        fig.savefig(partial, format="png", dpi=110, bbox_inches="tight")
 
 
 def write_summary(sweep_dir: Path, metric: str, maximize: bool) -> pd.DataFrame:
@@ -177,8 +195,8 @@ def write_summary(sweep_dir: Path, metric: str, maximize: bool) -> pd.DataFrame:
     optuna_results = sweep_dir / "optimization_results.yaml"
     if optuna_results.is_file():
         extra["Optuna's best parameters"] = OmegaConf.load(optuna_results)
-    frame.to_csv(sweep_dir / "summary.csv", index=False)
-    (sweep_dir / "summary.md").write_text(_markdown(frame, best, extra))
+    write_atomic(sweep_dir / "summary.csv", frame.to_csv(index=False))
+    write_atomic(sweep_dir / "summary.md", _markdown(frame, best, extra))
     _plot(frame, best, sweep_dir / "summary.png")
     failed = int((frame.status != "ok").sum())
     where = sweep_dir / "summary.md"
@@ -193,10 +211,19 @@ def write_summary(sweep_dir: Path, metric: str, maximize: bool) -> pd.DataFrame:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: at the end of a ``-m`` sweep, summarize its runs into the sweep directory."""
+    """Hydra callback: at the end of a ``-m`` sweep, summarize its runs into the sweep directory.
+
+    A sweep with failed runs then exits with status 1, so that scripts and CI notice them.
+    """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         metric = config.optimized_metric
         direction = OmegaConf.select(config, "hydra.sweeper.direction", default=None)
         maximize = direction != "minimize" if direction else "loss" not in metric
-        write_summary(Path(config.hydra.sweep.dir), metric, maximize)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        frame = write_summary(sweep_dir, metric, maximize)
+        failed = 0 if frame.empty else int((frame.status != "ok").sum())
+        if failed:
+            where = sweep_dir / "summary.md"
+            print(f"sweep: {failed} of {len(frame)} runs failed; their errors are in {where}", file=sys.stderr)
+            sys.exit(1)

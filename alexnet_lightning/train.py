@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alexnet_lightning import resolvers, sizing
 from alexnet_lightning.config import check_config
-from alexnet_lightning.console import print_config_tree
+from alexnet_lightning.console import describe_checkpoints, print_config_tree, shown_path
 from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.errors import exit_on_user_error
 from alexnet_lightning.module import AlexNetClassifier
@@ -34,7 +34,7 @@ def _instantiate_all(cfg: DictConfig | None) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one experiment and return its final metrics (the sweepers' objective among them).
+    """Run one experiment and return its final metrics (``record_run`` takes the sweepers' objective from them).
 
     ``warnings`` lists what the run said about itself (e.g. that it was not learning), when it said anything.
     """
@@ -79,9 +79,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             ckpt = best or (cfg.ckpt_path if not cfg.train else None)
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-            if "test/acc" in metrics and rank_zero:
-                print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {out})")
-    metrics["objective"] = metrics.get(cfg.optimized_metric, float("nan"))
+    if rank_zero:  # the last lines of the run: where its checkpoints are, and how the best one tested
+        if cfg.train and (saved := describe_checkpoints(trainer)):
+            print(saved)
+        if "test/acc" in metrics:
+            print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {shown_path(out)})")
     warnings = [w for cb in trainer.callbacks for w in getattr(cb, "warnings", [])]
     if warnings:
         metrics["warnings"] = warnings

@@ -74,8 +74,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     with open_dict(cfg):
         cfg.callbacks.progress_bar = None
     metrics = train(cfg)
-    ckpts = sorted((out / "checkpoints").glob("epoch_*.ckpt"))
-    return ckpts[-1], metrics
+    return out / "checkpoints" / "best.ckpt", metrics
 
 
 def write_digit_images(folder: Path, per_class: int = 3, kaggle: bool = False) -> list[Path]:

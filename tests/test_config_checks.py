@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import compose_config, run_cli
 
 from alexnet_lightning.config import check_config
@@ -82,3 +84,58 @@ def test_the_command_line_gets_one_line_and_exit_code_2(override: str, tmp_path:
     key = override.split("=")[0]
     assert lines[-1].startswith(f"error: {key}=") and "is invalid" in lines[-1], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def gpus(monkeypatch: pytest.MonkeyPatch):
+    """Pretend this machine shows ``n`` CUDA GPUs (0: none, and no Apple GPU either)."""
+
+    def _show(n: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+    return _show
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("trainer=gpu",), "trainer.accelerator=gpu needs a GPU, but no CUDA GPU is visible: use trainer=default "),
+        (("trainer=ddp",), "or trainer=cpu (trainer=ddp_sim simulates DDP on the CPU)"),
+    ],
+)
+def test_a_gpu_trainer_without_a_gpu_is_one_line(gpus, tmp_path: Path, overrides: tuple, message: str) -> None:
+    gpus(0)
+    with pytest.raises(UserError) as info:
+        check_config(compose_config("config", tmp_path, *overrides))
+    assert message in str(info.value) and "\n" not in str(info.value)
+    check_config(compose_config("config", tmp_path))  # trainer=default: the CPU when there is no GPU
+
+
+@pytest.mark.parametrize(
+    ("devices", "message"),
+    [
+        ("4", "trainer.devices=4 asks for 4 GPUs, but this machine shows 2: use trainer.devices=2 or -1 (all)"),
+        ("[0,2]", "trainer.devices=[0, 2] names GPU 2, but only GPUs 0 to 1 are visible"),
+        ("'0,2'", "trainer.devices=[0, 2] names GPU 2"),
+        ("2", None),
+        ("-1", None),
+        ("'0,1'", None),
+    ],
+)
+def test_more_gpus_than_the_machine_shows(gpus, tmp_path: Path, devices: str, message: str | None) -> None:
+    gpus(2)
+    cfg = compose_config("config", tmp_path, "trainer=ddp", f"trainer.devices={devices}")
+    if message is None:
+        check_config(cfg)
+    else:
+        with pytest.raises(UserError, match=re.escape(message)):
+            check_config(cfg)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: trainer=gpu is valid here")
+def test_trainer_gpu_without_a_gpu_exits_2_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("alexnet_lightning.train", "trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().startswith("error: trainer.accelerator=gpu needs a GPU, but no CUDA GPU is visible")

@@ -53,7 +53,7 @@ def test_ddp_sim_sweep_fits_and_tests_with_global_metrics(tmp_path: Path) -> Non
     # the DDP test accuracy is the accuracy over both processes' images: one process on the same 128 agrees
     cfg = OmegaConf.load(run / "config_resolved.yaml")
     datamodule = hydra.utils.instantiate(cfg.data)
-    (best,) = (run / "checkpoints").glob("epoch_*.ckpt")
+    best = run / "checkpoints" / "best.ckpt"
     model = AlexNetClassifier.load_from_checkpoint(best, map_location="cpu", weights_only=True)
     trainer = L.Trainer(accelerator="cpu", devices=1, limit_test_batches=4, logger=False, enable_progress_bar=False)
     (single,) = trainer.test(model, datamodule=datamodule, verbose=False)

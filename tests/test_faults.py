@@ -82,8 +82,9 @@ def test_killed_run_resumes_to_the_same_result_as_one_go(make_cfg, tmp_path: Pat
     assert final["epoch"] == EPOCHS - 1 and final["global_step"] == EPOCHS * BATCHES
     record = json.loads((run / "metrics.json").read_text())
     assert record["status"] == "ok" and record["metrics"]["epochs"] == EPOCHS
-    best = sorted((run / "checkpoints").glob("epoch_*.ckpt"))
-    assert len(best) == 1 and _ckpt_epoch(best[0]) <= EPOCHS - 1  # the best checkpoint survived the kill
+    # the best checkpoint survived the kill, and the resumed run replaced it, not added best-v1.ckpt
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert _ckpt_epoch(run / "checkpoints" / "best.ckpt") <= EPOCHS - 1
     # one TensorBoard run, continued: the epochs logged before and after the kill cover every epoch
     assert set(range(EPOCHS)) <= {int(v) for v in _epoch_values(run)}
 

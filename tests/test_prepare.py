@@ -93,3 +93,13 @@ def test_names_that_occur_twice_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"1 names occur twice .*cat\.0\.jpg"):
         prepare.prepare_catsdogs(src, tmp_path / "dst", "move")
     assert len(list(src.rglob("*.jpg"))) == 5
+
+
+@pytest.mark.parametrize(
+    ("fractions", "layout"),
+    [((), "train"), (("--val", "0.2"), "{train,val}"), (("--val", "0.2", "--test", "0.1"), "{train,val,test}")],
+)
+def test_the_last_line_names_only_the_splits_made(tmp_path: Path, capsys, fractions: tuple, layout: str) -> None:
+    src = make_catsdogs_folder(tmp_path / "src", n_per_class=10)
+    prepare.main(["catsdogs", str(src), str(tmp_path / "dst"), *fractions])
+    assert capsys.readouterr().out.splitlines()[-1] == f"done: 20 files in {tmp_path / 'dst'}/{layout}/<class>/"

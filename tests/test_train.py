@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, run_cli
+from conftest import CONF, compose_config, run_cli
 
 from alexnet_lightning.module import AlexNetClassifier
 from alexnet_lightning.train import train
@@ -12,6 +12,7 @@ from alexnet_lightning.train import train
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 OPTIMIZERS = sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml"))
 SCHEDULERS = sorted(p.stem for p in (CONF / "scheduler").glob("*.yaml"))
+PROGRESS_OFF = "callbacks.progress_bar=null"
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -85,21 +86,61 @@ def test_checkpoint_reloads_with_weights_only_and_predicts_the_same(make_cfg, tm
         assert torch.equal(first.state_dict()[key], value)
 
 
-def test_resume_from_last_checkpoint(make_cfg, tmp_path: Path) -> None:
+def _best_state(checkpoint: dict) -> dict:
+    """The state of the checkpoint callback that keeps best.ckpt, as saved in a checkpoint."""
+    (state,) = (v for v in checkpoint["callbacks"].values() if isinstance(v, dict) and v.get("monitor"))
+    return state
+
+
+@pytest.mark.parametrize("into", ["same", "new"])  # the run directory after a crash, and Hydra's default
+def test_resume_from_last_checkpoint(tmp_path: Path, into: str) -> None:
     common = ("model.head=gap", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "test=false")
-    train(make_cfg(*common, "trainer.max_epochs=1"))
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    first_steps = torch.load(last, weights_only=True)["global_step"]
-    train(make_cfg(*common, "trainer.max_epochs=2", f"ckpt_path={last}"))
-    resumed = torch.load(last, weights_only=True)
-    assert (first_steps, resumed["global_step"]) == (2, 4)  # the second run continued, not restarted
+    train(compose_config("config", tmp_path, *common, "trainer.max_epochs=1", PROGRESS_OFF))
+    last, best = tmp_path / "checkpoints" / "last.ckpt", tmp_path / "checkpoints" / "best.ckpt"
+    first = torch.load(last, weights_only=True)
+    # as if the first run's best epoch had been perfect: no resumed epoch may replace its best.ckpt
+    state = _best_state(first)
+    state["best_model_score"] = state["kth_value"] = torch.tensor(1.0)
+    state["best_k_models"] = {path: torch.tensor(1.0) for path in state["best_k_models"]}
+    torch.save(first, last)
+    out = tmp_path if into == "same" else tmp_path / "resumed"
+    train(compose_config("config", out, *common, "trainer.max_epochs=2", f"ckpt_path={last}", PROGRESS_OFF))
+    resumed = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (first["global_step"], resumed["global_step"]) == (2, 4)  # the second run continued, not restarted
     assert resumed["optimizer_states"][0]["state"], "optimizer state travels with the checkpoint"
+    assert float(_best_state(resumed)["best_model_score"]) == 1.0, "the best score travels with last.ckpt"
+    assert _best_state(resumed)["best_model_path"] == str(best) and torch.load(best, weights_only=True)["epoch"] == 0
+    written = ["best.ckpt", "last.ckpt"] if into == "same" else ["last.ckpt"]  # no best-v1.ckpt, no worse best.ckpt
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == written
+
+
+def test_best_checkpoint_is_the_best_epoch_and_the_end_names_both(tmp_path: Path, monkeypatch, capsys) -> None:
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)  # as under `make train`: the run directory inside the current one
+    args = ("model.head=gap", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv")
+    metrics = train(compose_config("config", tmp_path / "run", *args, "trainer.max_epochs=3", PROGRESS_OFF))
+    log = pd.read_csv(tmp_path / "run" / "csv" / "metrics.csv").dropna(subset=["val/acc"])
+    best_epoch = int(log.epoch[log["val/acc"].idxmax()])  # the first epoch reaching the highest val/acc
+    best = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    assert torch.load(best, weights_only=True)["epoch"] == best_epoch
+    end = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert end == [
+        f"best checkpoint: run/checkpoints/best.ckpt (val/acc {metrics['val/acc_best']:.4f}, "
+        f"epoch {best_epoch + 1} of 3); last: run/checkpoints/last.ckpt",
+        f"test/acc: {metrics['test/acc']:.4f}  (run directory: run)",
+    ]
+    # a second run into the same folder replaces best.ckpt instead of adding best-v1.ckpt
+    train(compose_config("config", tmp_path / "run", *args, "trainer.max_epochs=1", PROGRESS_OFF, "test=false"))
+    assert sorted(p.name for p in best.parent.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert torch.load(best, weights_only=True)["epoch"] == 0
 
 
 def test_cli_debug_run_exits_zero(tmp_path: Path) -> None:
     result = run_cli("alexnet_lightning.train", "trainer=debug", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "test/acc:" in result.stdout
+    assert "\noverrides: trainer=debug\n" in result.stdout and "CONFIG" not in result.stdout  # the short config
 
 
 @pytest.mark.parametrize(
