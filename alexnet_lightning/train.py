@@ -14,10 +14,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from alexnet_lightning import resolvers, sizing
+from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.console import describe_checkpoints, print_config_tree, shown_path
 from alexnet_lightning.distributed import ddp_job
-from alexnet_lightning.errors import exit_on_user_error
 from alexnet_lightning.module import AlexNetClassifier
 from alexnet_lightning.sweep import record_run
 from alexnet_lightning.tune import tune
@@ -106,15 +106,16 @@ def resolve_auto(cfg: DictConfig, datamodule: Any) -> list[sizing.Choice]:
     return choices
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-@exit_on_user_error
-def main(cfg: DictConfig) -> float:
+def run(cfg: DictConfig) -> float:
+    """One training run as the command runs it: its record (metrics.json) and the sweepers' objective."""
     if rank_zero_only.rank == 0:
         print_config_tree(cfg)
     with record_run(cfg) as record:
         record.metrics = train(cfg)
     return record.objective
 
+
+main = hydra_command("config", run)
 
 if __name__ == "__main__":
     main()
