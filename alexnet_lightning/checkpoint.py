@@ -26,7 +26,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """The checkpoint's contents with plain, checked hyperparameters, or a one-line UserError for a
     missing, corrupt or unsafe file."""
     if path is None or str(path) in ("", "???"):
-        raise UserError("no checkpoint given: pass ckpt_path=outputs/DATE/TIME/checkpoints/last.ckpt")
+        raise UserError("no checkpoint given: pass ckpt_path=outputs/train/DATE/TIME/checkpoints/best.ckpt")
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist: pass ckpt_path= a .ckpt file written by training")

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on a data set's test (or val) split: report, confusion matrix, top losses, speed.
 
-python -m alexnet_lightning.eval ckpt_path=outputs/DATE/TIME/checkpoints/last.ckpt [dataset=... data_dir=...]
+python -m alexnet_lightning.eval ckpt_path=outputs/train/DATE/TIME/checkpoints/best.ckpt [split=val] [data_dir=...]
 
 Image size, channels, normalization and class names come from the checkpoint; the data set
 config only says where the images are and how they are split (pass the training run's seed).
@@ -30,6 +30,7 @@ from alexnet_lightning import plots, speed
 from alexnet_lightning.atomic import write_atomic, write_csv, write_json
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
+from alexnet_lightning.console import shown_path
 from alexnet_lightning.errors import UserError
 from alexnet_lightning.inference import Predictor, checkpoint_data
 from alexnet_lightning.module import accuracy_metrics
@@ -189,7 +190,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         f"{timing['batch64/images_per_s']:.1f} images/s at batch 64; "
         + ", ".join(f"{k} {v:.0f}" for k, v in timing.items() if k.startswith("peak"))
     )
-    print(f"run directory: {out}")
+    print(f"run directory: {shown_path(out)}")
     return metrics
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from alexnet_lightning.atomic import atomic_path, write_json
 from alexnet_lightning.command import hydra_command
+from alexnet_lightning.console import shown_path
 from alexnet_lightning.errors import UserError
 from alexnet_lightning.inference import Predictor, load_images
 
@@ -125,7 +126,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": str(Path(cfg.ckpt_path).expanduser().resolve()),
     }
     write_json(out / "metadata.json", metadata)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and {out / 'metadata.json'}")
+    print(f"wrote {shown_path(path)} ({path.stat().st_size / 2**20:.1f} MiB) and {shown_path(out / 'metadata.json')}")
     return {"path": str(path), "max_abs_difference": worst}
 
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from alexnet_lightning import plots, sizing
 from alexnet_lightning.command import hydra_command
+from alexnet_lightning.console import shown_path
 from alexnet_lightning.data.checks import content_hashes
 from alexnet_lightning.data.datamodule import SPLITS, ImageDataModule
 from alexnet_lightning.data.decode import to_channels
@@ -120,7 +121,10 @@ def inspect(cfg: DictConfig) -> list[str]:
     lines += duplicate_lines(dm, duplicates(dm), cfg.show)
     dm.write_run_files(out)
     sample_grid(dm, out / "samples.png", cfg.grid, cfg.seed)
-    lines += [f"augmented training samples: {out / 'samples.png'}", f"split and bad files: {out}"]
+    lines += [
+        f"augmented training samples: {shown_path(out / 'samples.png')}",
+        f"split and bad files: {shown_path(out)}",
+    ]
     return lines
 
 

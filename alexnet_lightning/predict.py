@@ -17,6 +17,7 @@ from alexnet_lightning import plots
 from alexnet_lightning.atomic import write_csv
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
+from alexnet_lightning.console import shown_path
 from alexnet_lightning.data.sources import label_from_name
 from alexnet_lightning.inference import Predictor, find_inputs, predict_files
 
@@ -73,7 +74,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     print(f"predicted {len(files) - len(bad)} of {len(files)} files ({len(bad)} unreadable)")
     if labelled:
         print(f"correct: {correct}/{labelled} = {correct / labelled:.2%} (labels from folder or file names)")
-    print(f"wrote {out / 'predictions.csv'}" + (f" and {out / 'predictions.png'}" if images else ""))
+    print(
+        f"wrote {shown_path(out / 'predictions.csv')}"
+        + (f" and {shown_path(out / 'predictions.png')}" if images else "")
+    )
     return {"files": len(files), "unreadable": len(bad), "labelled": labelled, "correct": correct}
 
 
