@@ -123,7 +123,14 @@ def test_best_checkpoint_is_the_best_epoch_and_the_end_names_both(tmp_path: Path
     log = pd.read_csv(tmp_path / "run" / "csv" / "metrics.csv").dropna(subset=["val/acc"])
     best_epoch = int(log.epoch[log["val/acc"].idxmax()])  # the first epoch reaching the highest val/acc
     best = tmp_path / "run" / "checkpoints" / "best.ckpt"
-    assert torch.load(best, weights_only=True)["epoch"] == best_epoch
+    saved = torch.load(best, weights_only=True)
+    assert saved["epoch"] == best_epoch
+    # best.ckpt: weights and hyperparameters only; last.ckpt: everything a resume needs (AdamW's two moments)
+    last = torch.load(best.parent / "last.ckpt", weights_only=True)
+    assert "optimizer_states" not in saved and last["optimizer_states"][0]["state"]
+    assert saved["hyper_parameters"] == last["hyper_parameters"]
+    weights = sum(t.numel() * t.element_size() for t in saved["state_dict"].values())
+    assert best.stat().st_size < 1.2 * weights < (best.parent / "last.ckpt").stat().st_size / 2.5
     end = capsys.readouterr().out.strip().splitlines()[-2:]
     assert end == [
         f"best checkpoint: run/checkpoints/best.ckpt (val/acc {metrics['val/acc_best']:.4f}, "
