@@ -25,6 +25,11 @@ What runs how (``tests/readme_commands.py`` has the machinery, this file the tab
 - Lines marked in README.md with ``# not run by the README test: REASON`` are skipped (those that need a
   GPU run where CUDA is present); they are counted (MAX_MARKED) and those of this package must still
   compose their config.
+
+Time: 24 commands, about 110 s of CPU on 2 cores (the three 61M-parameter fc-head runs, with their
+0.5-0.7 GB checkpoints, take a third); selecting one case with -k still runs them all, as later
+commands need earlier ones. Commands run one after another (Hydra names run folders by the second,
+and each command's files are told apart by what changed while it ran); only serve overlaps.
 """
 
 from __future__ import annotations
@@ -259,7 +264,7 @@ def test_readme_command(command: Command, readme_run) -> None:
         f"not {command.expected_status}:\n{result.tail()}"
     )
     writes = expected_writes(command)
-    if writes is not None and result.argv:
+    if writes is not None and result.argv and command.expected_status == 0:  # an error example writes what it may
         check_writes(session, command, result, writes)
 
 
