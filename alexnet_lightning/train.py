@@ -5,6 +5,8 @@ python -m alexnet_lightning.train dataset=catsdogs data_dir=~/data/dogs-vs-cats/
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +84,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if rank_zero:  # the last lines of the run: where its checkpoints are, and how the best one tested
         if cfg.train and (saved := describe_checkpoints(trainer)):
             print(saved)
+            link_latest(out)
         if "test/acc" in metrics:
             print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {shown_path(out)})")
     warnings = [w for cb in trainer.callbacks for w in getattr(cb, "warnings", [])]
     if warnings:
         metrics["warnings"] = warnings
     return metrics
+
+
+def link_latest(out: Path) -> None:
+    """Point ``outputs/train/latest`` at this run (``outputs/train/DATE/TIME``), so its files have a fixed path.
+
+    Only for runs in Hydra's default place (not sweeps, not an explicit hydra.run.dir elsewhere); the
+    link is replaced atomically and only ever names a run directory, never a user's file.
+    """
+    root = out.parent.parent
+    if not (re.fullmatch(r"\d{4}-\d{2}-\d{2}", out.parent.name) and re.fullmatch(r"\d{2}-\d{2}-\d{2}", out.name)):
+        return
+    latest = root / "latest"
+    if latest.exists() and not latest.is_symlink():
+        return
+    partial = root / f".latest.{os.getpid()}"
+    partial.unlink(missing_ok=True)
+    partial.symlink_to(Path(out.parent.name) / out.name, target_is_directory=True)
+    os.replace(partial, latest)
 
 
 def resolve_auto(cfg: DictConfig, datamodule: Any) -> list[sizing.Choice]:

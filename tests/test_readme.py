@@ -63,6 +63,8 @@ from readme_commands import (
 
 from alexnet_lightning.config import CONF_DIR
 
+EXTENSION = "an extension example, run by tests/test_extending.py"
+
 README = (REPO / "README.md").read_text()
 COMMANDS = parse_readme(README)
 
@@ -154,8 +156,9 @@ MARK_REASONS = {
     "needs several nodes": "torchrun across machines",
     "installs packages": "pip would change the environment the tests run in; make install does it",
     "is the test suite": "make test runs this test",
+    EXTENSION: "How to extend: the command needs the example's change, so tests/test_extending.py runs it on a copy",
 }
-MAX_MARKED = 7
+MAX_MARKED = 7  # not counting the extension examples, which do run (in tests/test_extending.py)
 RUN_WHEN = {"needs a GPU": lambda: __import__("torch").cuda.is_available()}
 
 # README commands that fail today because of a bug in the package: (words in the command, the failure).
@@ -325,8 +328,12 @@ def test_readme_commands_write_nothing_into_the_repository(readme_run) -> None:
 # ---------------------------------------------------------------------------- fast checks of the README's text
 def test_every_readme_command_is_run_or_marked_for_a_known_reason() -> None:
     assert len(COMMANDS) >= 20, f"only {len(COMMANDS)} commands found in README.md's ```bash blocks"
-    marked = [c for c in COMMANDS if c.marker is not None]
-    unknown = [f"L{c.line}: {c.marker!r}" for c in marked if not _marker_ok(c)]
+    extension = [c for c in COMMANDS if c.marker == EXTENSION]
+    section = README.index("## How to extend"), README.index("\n## ", README.index("## How to extend") + 3)
+    for c in extension:  # only the examples that tests/test_extending.py applies and runs
+        assert section[0] < len("\n".join(README.splitlines()[: c.line])) < section[1], f"L{c.line}: {c.code}"
+    marked = [c for c in COMMANDS if c.marker is not None and c.marker != EXTENSION]
+    unknown = [f"L{c.line}: {c.marker!r}" for c in marked + extension if not _marker_ok(c)]
     assert not unknown, f"'# {MARKER} REASON' needs one of {sorted(MARK_REASONS)}: {unknown}"
     assert len(marked) <= MAX_MARKED, (
         f"{len(marked)} README commands are marked as not run (at most {MAX_MARKED}): "
@@ -378,7 +385,7 @@ def test_marked_commands_of_this_package_compose() -> None:
     """A marked line is not run, but its overrides must still name real config groups and keys."""
     checked = 0
     for command in COMMANDS:
-        if command.marker is None:
+        if command.marker in (None, EXTENSION):  # an extension example composes only after its change
             continue
         code = re.sub(r"\$\{?[A-Za-z_]\w*\}?", "1", command.code)  # $SLURM_JOB_ID
         words = [expand_tilde(w, "/home/user") for w in words_of(code)]

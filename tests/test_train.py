@@ -171,3 +171,15 @@ def test_too_small_images_fail_before_training(make_cfg) -> None:
 
     with pytest.raises(UserError, match=r"data\.image_size=48 is too small .*model\.stem=small"):
         train(make_cfg("model=alexnet_original", "model.stem=imagenet", "data.image_size=48", "trainer=debug"))
+
+
+def test_latest_names_the_last_finished_run(tmp_path: Path) -> None:
+    args = ("model.head=gap", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+            "logger=csv", "test=false", PROGRESS_OFF)  # fmt: skip
+    latest = tmp_path / "outputs" / "train" / "latest"
+    for time in ("10-00-00", "10-05-00"):
+        train(compose_config("config", tmp_path / "outputs" / "train" / "2026-11-26" / time, *args))
+        assert latest.is_symlink() and latest.resolve() == (latest.parent / "2026-11-26" / time).resolve()
+        assert (latest / "checkpoints" / "best.ckpt").is_file()
+    train(compose_config("config", tmp_path / "elsewhere", *args))  # not a DATE/TIME run directory: no link
+    assert latest.resolve().name == "10-05-00" and not (tmp_path / "latest").exists()
