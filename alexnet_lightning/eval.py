@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -31,7 +30,7 @@ from alexnet_lightning.atomic import write_atomic, write_csv, write_json
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.errors import UserError
-from alexnet_lightning.inference import Predictor
+from alexnet_lightning.inference import Predictor, checkpoint_datamodule
 from alexnet_lightning.module import accuracy_metrics
 
 
@@ -101,11 +100,16 @@ def save_and_log(out: Path, metrics: dict[str, float], text: str, figures: dict[
             writer.add_figure(f"eval/{name}", fig, global_step=0, close=True)
 
 
+def per_image_loss(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each image's cross-entropy: how confidently wrong it is."""
+    return -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
+
+
 def top_losses_figure(
     predictor: Predictor, loader: DataLoader, probs: torch.Tensor, targets: torch.Tensor, k: int
 ) -> Figure | None:
     """The ``k`` wrong predictions with the highest loss, or None when every prediction is right."""
-    losses = -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
+    losses = per_image_loss(probs, targets)
     wrong = (probs.argmax(1) != targets).nonzero().squeeze(1)
     if len(wrong) == 0 or k <= 0:
         return None
@@ -140,20 +144,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError(f"split={cfg.split} is unknown: use test or val")
     predictor = Predictor.load(cfg.ckpt_path, cfg.device)
     hp = predictor.model.hparams
-    datamodule = hydra.utils.instantiate(
-        cfg.data,
-        image_size=hp.image_size,
-        channels=hp.in_channels,
-        mean=list(hp.mean),
-        std=list(hp.std),
-        pipeline="cpu",  # predict_loader() feeds the loader's float batches to the model itself
-    )
-    datamodule.setup("test")
-    if list(datamodule.classes) != list(hp.class_names):
-        raise UserError(
-            f"the data set's classes {list(datamodule.classes)} differ from the checkpoint's {list(hp.class_names)}: "
-            "evaluate on the data set the model was trained for"
-        )
+    datamodule = checkpoint_datamodule(predictor, cfg.data)
     datamodule.write_run_files(out)
     check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()

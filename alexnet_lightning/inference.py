@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import hydra
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
 from alexnet_lightning.checkpoint import load_classifier
+from alexnet_lightning.data.datamodule import ImageDataModule
 from alexnet_lightning.data.decode import BadImageError, decode, is_image_path
 from alexnet_lightning.data.transforms import eval_transform
 from alexnet_lightning.errors import UserError
@@ -73,6 +76,28 @@ class Predictor:
         if not probs:
             raise UserError("the chosen split has no images: use split=val or a data set with more images")
         return torch.cat(probs), torch.cat(targets)
+
+
+def checkpoint_datamodule(predictor: Predictor, data: DictConfig) -> ImageDataModule:
+    """The ``data`` config's data set, split and set up, with the checkpoint's size, channels and normalization.
+
+    Its classes must be the checkpoint's: a model is only evaluated or explained on the data it was trained for.
+    """
+    datamodule = hydra.utils.instantiate(
+        data,
+        image_size=predictor.image_size,
+        channels=predictor.channels,
+        mean=predictor.mean,
+        std=predictor.std,
+        pipeline="cpu",  # the loaders' float batches go to the model directly, without a trainer
+    )
+    datamodule.setup("test")
+    if list(datamodule.classes) != predictor.class_names:
+        raise UserError(
+            f"the data set's classes {list(datamodule.classes)} differ from the checkpoint's {predictor.class_names}: "
+            "use the data set the model was trained for"
+        )
+    return datamodule
 
 
 def find_inputs(inputs: str) -> list[Path]:
