@@ -27,6 +27,7 @@ from torchmetrics.functional.classification import (
 
 from alexnet_lightning import plots, speed
 from alexnet_lightning.atomic import write_atomic, write_csv, write_json
+from alexnet_lightning.attribution import gradcam_grid
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.errors import UserError
@@ -105,22 +106,28 @@ def per_image_loss(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
 
 
-def top_losses_figure(
+def top_losses_figures(
     predictor: Predictor, loader: DataLoader, probs: torch.Tensor, targets: torch.Tensor, k: int
-) -> Figure | None:
-    """The ``k`` wrong predictions with the highest loss, or None when every prediction is right."""
+) -> dict[str, Figure]:
+    """The ``k`` wrong predictions with the highest loss (``top_losses``) and, beside them, the Grad-CAM maps
+    of the classes predicted for them (``top_losses_gradcam``); none when every prediction is right."""
     losses = per_image_loss(probs, targets)
     wrong = (probs.argmax(1) != targets).nonzero().squeeze(1)
     if len(wrong) == 0 or k <= 0:
-        return None
+        return {}
     order = wrong[losses[wrong].argsort(descending=True)][:k].tolist()
     names = predictor.class_names
-    images = [plots.denormalize(loader.dataset[i][0], predictor.mean, predictor.std) for i in order]
+    x = torch.stack([loader.dataset[i][0] for i in order])
     titles = [
         f"Pred: {names[p.argmax()]} ({p.max():.2f})\nTrue: {names[t]} ({p[t]:.2f})"
         for p, t in ((probs[i], int(targets[i])) for i in order)
     ]
-    return plots.image_grid(images, titles, colors=["firebrick"] * len(order))
+    colors = ["firebrick"] * len(order)
+    images = [plots.denormalize(image, predictor.mean, predictor.std) for image in x]
+    return {
+        "top_losses": plots.image_grid(images, titles, colors),
+        "top_losses_gradcam": gradcam_grid(predictor, x, probs[order].argmax(1), titles, colors),
+    }
 
 
 def check_split_matches_training(out: Path, ckpt_path: Path, split: str) -> None:
@@ -159,9 +166,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_json(out / "metrics.json", {"samples": len(targets), **metrics})
 
     figures = {"confusion_matrix": plots.confusion(report["confusion"].numpy(), list(hp.class_names))}
-    top = top_losses_figure(predictor, loader, probs, targets, cfg.top_losses)
-    if top is not None:
-        figures["top_losses"] = top
+    figures.update(top_losses_figures(predictor, loader, probs, targets, cfg.top_losses))
     save_and_log(out, metrics, text, figures)
 
     print(text)
