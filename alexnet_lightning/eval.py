@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -28,11 +27,12 @@ from torchmetrics.functional.classification import (
 
 from alexnet_lightning import plots, speed
 from alexnet_lightning.atomic import write_atomic, write_csv, write_json
+from alexnet_lightning.attribution import gradcam_grid
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.console import shown_path
 from alexnet_lightning.errors import UserError
-from alexnet_lightning.inference import Predictor, checkpoint_data
+from alexnet_lightning.inference import Predictor, checkpoint_datamodule
 from alexnet_lightning.module import accuracy_metrics
 
 
@@ -102,22 +102,33 @@ def save_and_log(out: Path, metrics: dict[str, float], text: str, figures: dict[
             writer.add_figure(f"eval/{name}", fig, global_step=0, close=True)
 
 
-def top_losses_figure(
+def per_image_loss(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each image's cross-entropy: how confidently wrong it is."""
+    return -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
+
+
+def top_losses_figures(
     predictor: Predictor, loader: DataLoader, probs: torch.Tensor, targets: torch.Tensor, k: int
-) -> Figure | None:
-    """The ``k`` wrong predictions with the highest loss, or None when every prediction is right."""
-    losses = -probs.gather(1, targets[:, None]).squeeze(1).clamp_min(1e-12).log()
+) -> dict[str, Figure]:
+    """The ``k`` wrong predictions with the highest loss (``top_losses``) and, beside them, the Grad-CAM maps
+    of the classes predicted for them (``top_losses_gradcam``); none when every prediction is right."""
+    losses = per_image_loss(probs, targets)
     wrong = (probs.argmax(1) != targets).nonzero().squeeze(1)
     if len(wrong) == 0 or k <= 0:
-        return None
+        return {}
     order = wrong[losses[wrong].argsort(descending=True)][:k].tolist()
     names = predictor.class_names
-    images = [plots.denormalize(loader.dataset[i][0], predictor.mean, predictor.std) for i in order]
+    x = torch.stack([loader.dataset[i][0] for i in order])
     titles = [
         f"Pred: {names[p.argmax()]} ({p.max():.2f})\nTrue: {names[t]} ({p[t]:.2f})"
         for p, t in ((probs[i], int(targets[i])) for i in order)
     ]
-    return plots.image_grid(images, titles, colors=["firebrick"] * len(order))
+    colors = ["firebrick"] * len(order)
+    images = [plots.denormalize(image, predictor.mean, predictor.std) for image in x]
+    return {
+        "top_losses": plots.image_grid(images, titles, colors),
+        "top_losses_gradcam": gradcam_grid(predictor, x, probs[order].argmax(1), titles, colors),
+    }
 
 
 def check_split_matches_training(out: Path, ckpt_path: Path, split: str) -> None:
@@ -141,25 +152,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError(f"split={cfg.split} is unknown: use test or val")
     predictor = Predictor.load(cfg.ckpt_path, cfg.device)
     hp = predictor.model.hparams
-    if cfg.get("data") is None:  # no dataset=: the images the checkpoint was trained on
-        datamodule = checkpoint_data(predictor, cfg.data_dir, cfg.seed, cfg.paths.cache_dir)
-    else:
-        if cfg.seed is None:
-            cfg.seed = (hp.get("data") or {}).get("seed", 0)
-        datamodule = hydra.utils.instantiate(
-            cfg.data,
-            image_size=hp.image_size,
-            channels=hp.in_channels,
-            mean=list(hp.mean),
-            std=list(hp.std),
-            pipeline="cpu",  # predict_loader() feeds the loader's float batches to the model itself
-        )
-    datamodule.setup("test")
-    if list(datamodule.classes) != list(hp.class_names):
-        raise UserError(
-            f"the data set's classes {list(datamodule.classes)} differ from the checkpoint's {list(hp.class_names)}: "
-            "evaluate on the data set the model was trained for"
-        )
+    datamodule = checkpoint_datamodule(predictor, cfg.get("data"), cfg.data_dir, cfg.seed, cfg.paths.cache_dir)
     datamodule.write_run_files(out)
     check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
@@ -174,9 +167,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_json(out / "metrics.json", {"samples": len(targets), **metrics})
 
     figures = {"confusion_matrix": plots.confusion(report["confusion"].numpy(), list(hp.class_names))}
-    top = top_losses_figure(predictor, loader, probs, targets, cfg.top_losses)
-    if top is not None:
-        figures["top_losses"] = top
+    figures.update(top_losses_figures(predictor, loader, probs, targets, cfg.top_losses))
     save_and_log(out, metrics, text, figures)
 
     print(text)

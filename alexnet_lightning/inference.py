@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import hydra
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
 from alexnet_lightning.checkpoint import load_classifier
@@ -77,42 +79,64 @@ class Predictor:
         return torch.cat(probs), torch.cat(targets)
 
 
-def checkpoint_data(predictor: Predictor, data_dir: str | None, seed: int | None, cache_dir: str) -> ImageDataModule:
-    """The data module of the images the checkpoint was trained on, split as in training (or with ``seed``).
+def checkpoint_datamodule(
+    predictor: Predictor,
+    data: DictConfig | None,
+    data_dir: str | None = None,
+    seed: int | None = None,
+    cache_dir: str | None = None,
+) -> ImageDataModule:
+    """The data set to evaluate or explain on, set up, with the checkpoint's size, channels and normalization.
 
-    ``data_dir`` replaces the recorded folder (the images moved). The record names a source of
-    data/sources.py by name; nothing in it is imported or instantiated.
+    ``data`` is a dataset preset's config; None means the images the checkpoint was trained on, from
+    its data record (``data_dir`` replaces the recorded folder when the images moved). ``seed`` None
+    is the training run's, so the split is the training run's. The record names a source of
+    data/sources.py by name; nothing in it is imported or instantiated. The classes must be the
+    checkpoint's: a model is only evaluated or explained on the data it was trained for.
     """
-    hp, path = predictor.model.hparams, predictor.ckpt_path
-    record = hp.get("data")
-    if not record:
-        raise UserError(
-            f"checkpoint {path} does not record its data (written by an older version): "
-            "pass dataset=PRESET data_dir=FOLDER and the training run's seed=N"
+    record = predictor.model.hparams.get("data")
+    seed = seed if seed is not None else (record or {}).get("seed", 0)
+    fixed = {
+        "image_size": predictor.image_size,
+        "channels": predictor.channels,
+        "mean": predictor.mean,
+        "std": predictor.std,
+        "pipeline": "cpu",  # the loaders' float batches go to the model directly, without a trainer
+        "seed": seed,
+    }
+    if data is not None:
+        datamodule = hydra.utils.instantiate(data, **fixed)
+    else:
+        if not record:
+            raise UserError(
+                f"checkpoint {predictor.ckpt_path} does not record its data (written by an older version): "
+                "pass dataset=PRESET data_dir=FOLDER and the training run's seed=N"
+            )
+        folder = data_dir or record["data_dir"]
+        if folder is not None and not Path(folder).expanduser().is_dir():
+            where = "given as data_dir" if data_dir else "recorded in the checkpoint"
+            raise UserError(
+                f"the {record['source']} images of this checkpoint are not in {folder} ({where}): "
+                "pass data_dir=WHERE_THEY_ARE_NOW, or dataset=PRESET data_dir=FOLDER for other data"
+            )
+        datamodule = ImageDataModule(
+            source=record["source"],
+            data_dir=folder,
+            options=record["options"],
+            num_workers="auto",
+            val_fraction=record["val_fraction"],
+            test_fraction=record["test_fraction"],
+            augment="none",
+            cache_dir=cache_dir,
+            **fixed,
         )
-    folder = data_dir or record["data_dir"]
-    if folder is not None and not Path(folder).expanduser().is_dir():
-        where = "given as data_dir" if data_dir else "recorded in the checkpoint"
+    datamodule.setup("test")
+    if list(datamodule.classes) != predictor.class_names:
         raise UserError(
-            f"the {record['source']} images of this checkpoint are not in {folder} ({where}): "
-            "pass data_dir=WHERE_THEY_ARE_NOW, or dataset=PRESET data_dir=FOLDER for other data"
+            f"the data set's classes {list(datamodule.classes)} differ from the checkpoint's {predictor.class_names}: "
+            "use the data set the model was trained for"
         )
-    return ImageDataModule(
-        source=record["source"],
-        data_dir=folder,
-        options=record["options"],
-        image_size=hp.image_size,
-        channels=hp.in_channels,
-        num_workers="auto",
-        val_fraction=record["val_fraction"],
-        test_fraction=record["test_fraction"],
-        seed=record["seed"] if seed is None else seed,
-        augment="none",
-        cache_dir=cache_dir,
-        mean=list(hp.mean),
-        std=list(hp.std),
-        pipeline="cpu",  # predict_loader() feeds the loader's float batches to the model itself
-    )
+    return datamodule
 
 
 def find_inputs(inputs: str) -> list[Path]:

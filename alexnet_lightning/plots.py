@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torchvision
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -30,6 +31,13 @@ def save(fig: Figure, path: Path, close: bool = True) -> Path:
         fig.savefig(partial, format="png", dpi=110, bbox_inches="tight")
     if close:
         plt.close(fig)
+    return path
+
+
+def save_image(image: torch.Tensor, path: Path) -> Path:
+    """A CxHxW [0, 1] tensor as a PNG file of exactly HxW pixels, written atomically (no figure, no margins)."""
+    with atomic_path(path) as partial:
+        torchvision.utils.save_image(image, partial, format="png")
     return path
 
 

@@ -4,6 +4,7 @@ python -m alexnet_lightning.predict ckpt_path=outputs/train/DATE/TIME/checkpoint
 
 When folder names (``cats/x.jpg``) or Kaggle file names (``cat.12.jpg``) name a class, the true
 label is shown too, with the share of correct predictions. Unreadable files are listed, not fatal.
+``explain=true`` adds predictions_gradcam.png: the same grid with the Grad-CAM map of each predicted class.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from alexnet_lightning import plots
 from alexnet_lightning.atomic import write_csv
+from alexnet_lightning.attribution import gradcam_grid
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.console import shown_path
@@ -23,7 +26,7 @@ from alexnet_lightning.inference import Predictor, find_inputs, predict_files
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
-    """Predict every input file; write predictions.csv and predictions.png; return the counts."""
+    """Predict every input file; write predictions.csv, predictions.png (and predictions_gradcam.png); return counts."""
     check_config(cfg)
     out = Path(cfg.paths.output_dir)
     predictor = Predictor.load(cfg.ckpt_path, cfg.device)
@@ -65,6 +68,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         if suptitle:
             fig.suptitle(suptitle, y=1.02)
         plots.save(fig, out / "predictions.png")
+    if images and cfg.explain:
+        x = torch.stack([kept[i] for i in sorted(kept)])
+        predicted = torch.stack([probs[i] for i in sorted(kept)]).argmax(1)
+        plots.save(gradcam_grid(predictor, x, predicted, titles, colors), out / "predictions_gradcam.png")
 
     bad = [(f, e) for f, e in zip(files, errors, strict=True) if e]
     for path, reason in bad[:10]:
@@ -74,10 +81,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     print(f"predicted {len(files) - len(bad)} of {len(files)} files ({len(bad)} unreadable)")
     if labelled:
         print(f"correct: {correct}/{labelled} = {correct / labelled:.2%} (labels from folder or file names)")
-    print(
-        f"wrote {shown_path(out / 'predictions.csv')}"
-        + (f" and {shown_path(out / 'predictions.png')}" if images else "")
-    )
+    written = ["predictions.csv", *(["predictions.png"] if images else [])]
+    written += ["predictions_gradcam.png"] if images and cfg.explain else []
+    print("wrote " + " and ".join(shown_path(out / name) for name in written))
     return {"files": len(files), "unreadable": len(bad), "labelled": labelled, "correct": correct}
 
 

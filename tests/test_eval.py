@@ -51,9 +51,11 @@ def test_eval_reproduces_the_training_test_accuracy_and_writes_the_report(tiny_c
         assert saved[f"speed/{key}"] > 0
     assert saved["speed/batch1/latency_p95_ms"] >= saved["speed/batch1/latency_p50_ms"]
     assert saved["speed/peak_rss_mb"] > 100
-    for png in ("confusion_matrix.png", "top_losses.png"):
+    for png in ("confusion_matrix.png", "top_losses.png", "top_losses_gradcam.png"):
         with Image.open(tmp_path / png) as image:
             assert image.width > 300
+    with Image.open(tmp_path / "top_losses.png") as losses, Image.open(tmp_path / "top_losses_gradcam.png") as heat:
+        assert heat.width == losses.width  # a companion: the same 8 cells, each under its Grad-CAM map
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 

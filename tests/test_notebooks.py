@@ -18,6 +18,7 @@ def test_there_are_notebooks() -> None:
         "01_explore_data.ipynb",
         "02_train_and_inspect.ipynb",
         "03_compare_runs.ipynb",
+        "04_explain.ipynb",
     ]
 
 

@@ -11,7 +11,9 @@ from hydra.core.global_hydra import GlobalHydra
 
 DATE_TIME = r"\d{4}-\d{2}-\d{2}/\d{2}-\d{2}-\d{2}"
 # config name: task_name (the training config is config.yaml)
-COMMANDS = {name: name for name in ("eval", "predict", "export", "serve", "inspect_data")} | {"config": "train"}
+COMMANDS = {name: name for name in ("eval", "predict", "export", "serve", "inspect_data", "explain")} | {
+    "config": "train"
+}
 
 
 @pytest.mark.parametrize(("config_name", "command"), COMMANDS.items())

@@ -49,6 +49,7 @@ def test_predict_folder_with_labels_and_unreadable_files(tiny_checkpoint, tmp_pa
 
     with Image.open(out / "predictions.png") as grid:
         assert grid.width > 500
+    assert not (out / "predictions_gradcam.png").exists()  # only with explain=true
     printed = capsys.readouterr().out
     assert f"correct: {summary['correct']}/20" in printed and "unreadable: " in printed
     assert len(paths) == 20 and all(p.exists() for p in paths)  # users' files stay where they are
@@ -58,9 +59,13 @@ def test_predict_kaggle_names_glob_and_single_file(tiny_checkpoint, tmp_path: Pa
     ckpt, _ = tiny_checkpoint
     write_digit_images(tmp_path / "flat", per_class=1, kaggle=True)
     out = tmp_path / "glob"
-    summary = predict(compose_config("predict", out, f"ckpt_path={ckpt}", f"inputs='{tmp_path}/flat/[0-4].*.png'"))
+    summary = predict(compose_config("predict", out, f"ckpt_path={ckpt}", f"inputs='{tmp_path}/flat/[0-4].*.png'",
+                                     "explain=true"))  # fmt: skip
     assert summary["files"] == 5 and summary["labelled"] == 5
     assert {r["true"] for r in _rows(out)} == {"0", "1", "2", "3", "4"}
+    with Image.open(out / "predictions.png") as grid, Image.open(out / "predictions_gradcam.png") as heatmaps:
+        assert heatmaps.width == grid.width  # the same five labelled cells, in colour
+        assert heatmaps.mode == "RGBA" and len(set(heatmaps.convert("RGB").getdata())) > 1000
 
     single = tmp_path / "single"
     predict(compose_config("predict", single, f"ckpt_path={ckpt}", f"inputs={tmp_path}/flat/7.0.png"))

@@ -18,6 +18,7 @@ import torch
 from conftest import REPO, free_port, write_digit_images
 from PIL import Image
 
+from alexnet_lightning.attribution import overlay_png
 from alexnet_lightning.checkpoint import load_classifier
 from alexnet_lightning.inference import Predictor
 
@@ -125,6 +126,53 @@ def test_32_concurrent_requests(server, images: list[Path], predictor: Predictor
     assert [r.status_code for r in responses] == [200] * 64
     for r in responses:  # batched with others or alone, the same answer
         assert r.json()["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+def _explain(url: str, content: bytes, method: str) -> httpx.Response:
+    return httpx.post(f"{url}/explain?method={method}", files={"file": ("x.png", content, "image/png")}, timeout=60)
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "occlusion"])
+def test_explain_returns_the_overlay_the_library_draws(server, images: list[Path], predictor: Predictor,
+                                                       method: str) -> None:  # fmt: skip
+    url, _ = server
+    path = images[2]
+    response = _explain(url, path.read_bytes(), method)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    served = _pixels(response.content)
+    expected = _pixels(overlay_png(predictor, predictor.preprocess(path), method))
+    assert served.shape == (64, 64, 3)  # the image as the model saw it: the checkpoint's size, in colour
+    assert np.abs(served - expected).mean() < 1.0
+
+
+def test_explain_refuses_bad_requests_clearly(server) -> None:
+    url, _ = server
+    response = _explain(url, _noise_png(32), "lime")
+    assert response.status_code == 422 and "use gradcam or occlusion" in response.json()["detail"]
+    response = httpx.post(f"{url}/explain", files={"file": ("notes.txt", b"plain text", "text/plain")}, timeout=60)
+    assert response.status_code == 415 and "not an image" in response.json()["detail"]
+
+
+def test_explanations_amid_concurrent_predictions(server, images: list[Path], predictor: Predictor) -> None:
+    """Grad-CAM hooks the shared network: batched predictions running meanwhile must neither break it nor change."""
+    url, _ = server
+    content = images[7].read_bytes()
+    expected = float(predictor.probabilities(predictor.preprocess(images[7])[None])[0].max())
+    predictions, explanations = [], []
+    with ThreadPoolExecutor(32) as pool:
+        for _ in range(40):  # without the lock this failed every time: some explanations answered 500
+            predictions += [pool.submit(_post, url, content) for _ in range(4)]
+            explanations.append(pool.submit(_explain, url, content, "gradcam"))
+    assert all(f.result().status_code == 200 for f in predictions + explanations)
+    assert all(f.result().json()["probability"] == pytest.approx(expected, abs=1e-5) for f in predictions)
+    first = _pixels(explanations[0].result().content)
+    assert all(np.array_equal(_pixels(f.result().content), first) for f in explanations)
 
 
 def test_binds_to_localhost_only(server) -> None:

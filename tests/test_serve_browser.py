@@ -1,4 +1,4 @@
-"""The page in a real headless Chromium: pick an image, see the top class and its bars."""
+"""The page in a real headless Chromium: pick an image, see the top class, its bars and its heatmaps."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def test_page_shows_the_top_class(tiny_checkpoint, tmp_path: Path) -> None:
             assert page.inner_text("#top-class") == expected[0][0]
             assert page.locator("#bars .row").count() == 5
             assert page.locator("#bars .label").all_inner_texts() == [c for c, _ in expected]
+            for method in ("gradcam", "occlusion"):  # the overlay PNGs, decoded at the model's input size
+                page.wait_for_function(f"document.getElementById('heatmap-{method}')?.naturalWidth === 64",
+                                       timeout=30_000)  # fmt: skip
             page.set_input_files("#file", {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"})
             page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
             assert "not an image" in page.inner_text("#error")

@@ -32,6 +32,7 @@ def test_tensorboard_run_has_hparams_images_confusion_matrix_and_lr(make_cfg, tm
     assert len(acc.Images("val/confusion_matrix")) == 2  # one per validation epoch, sanity check excluded
     grid = acc.Images("train/augmented_images")[0]
     assert grid.width > 64 and grid.height > 64  # a grid of several 64 px images
+    assert [image.step for image in acc.Images("filters/conv1")] == [0, 1]  # the first layer's filters, each epoch
 
     hparams = acc.PluginTagToContent("hparams")
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams)
