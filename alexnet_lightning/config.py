@@ -81,7 +81,7 @@ CONFIG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "optimizer.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "label_smoothing": (_fraction(upper_open=True), "a number in [0, 1)"),
     "batch_size": (_whole(1), "a whole number >= 1"),  # predict
-    "num_workers": (_whole(0), "a whole number >= 0"),  # predict
+    "num_workers": (_whole(0, "auto"), "a whole number >= 0, or auto"),  # predict, eval, explain
 }
 
 

@@ -152,7 +152,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError(f"split={cfg.split} is unknown: use test or val")
     predictor = Predictor.load(cfg.ckpt_path, cfg.device)
     hp = predictor.model.hparams
-    datamodule = checkpoint_datamodule(predictor, cfg.get("data"), cfg.data_dir, cfg.seed, cfg.paths.cache_dir)
+    datamodule = checkpoint_datamodule(
+        predictor, cfg.get("data"), cfg.data_dir, cfg.seed, cfg.paths.cache_dir, cfg.num_workers
+    )
     datamodule.write_run_files(out)
     check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()

@@ -55,12 +55,6 @@ def _check(cfg: DictConfig) -> None:
             raise UserError(f"{key}={value!r} is invalid: it must be a whole number >= {1 if key == 'top' else 0}")
     if cfg.split not in ("test", "val"):
         raise UserError(f"split={cfg.split} is unknown: use test or val")
-    if "data" not in cfg and cfg.data_dir is not None:
-        raise UserError(f"data_dir={cfg.data_dir} needs a dataset=: e.g. dataset=imagefolder data_dir={cfg.data_dir}")
-    if "data" not in cfg and not cfg.inputs:
-        raise UserError(
-            "nothing to explain: pass inputs=IMAGE|FOLDER|'GLOB', or dataset=NAME [data_dir=DIR] for its top losses"
-        )
 
 
 def input_queries(predictor: Predictor, inputs: str, limit: int) -> Queries:
@@ -155,7 +149,9 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     predictor = Predictor.load(cfg.ckpt_path, cfg.device)
     datamodule = loader = None
     if cfg.get("data") is not None or cfg.data_dir is not None or not cfg.inputs:  # no inputs: the checkpoint's data
-        datamodule = checkpoint_datamodule(predictor, cfg.get("data"), cfg.data_dir, cfg.seed, cfg.paths.cache_dir)
+        datamodule = checkpoint_datamodule(
+            predictor, cfg.get("data"), cfg.data_dir, cfg.seed, cfg.paths.cache_dir, cfg.num_workers
+        )
         datamodule.write_run_files(out)
         check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
         loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()

@@ -85,6 +85,7 @@ def checkpoint_datamodule(
     data_dir: str | None = None,
     seed: int | None = None,
     cache_dir: str | None = None,
+    num_workers: int | str = "auto",
 ) -> ImageDataModule:
     """The data set to evaluate or explain on, set up, with the checkpoint's size, channels and normalization.
 
@@ -103,6 +104,7 @@ def checkpoint_datamodule(
         "std": predictor.std,
         "pipeline": "cpu",  # the loaders' float batches go to the model directly, without a trainer
         "seed": seed,
+        "num_workers": num_workers,
     }
     if data is not None:
         datamodule = hydra.utils.instantiate(data, **fixed)
@@ -123,7 +125,6 @@ def checkpoint_datamodule(
             source=record["source"],
             data_dir=folder,
             options=record["options"],
-            num_workers="auto",
             val_fraction=record["val_fraction"],
             test_fraction=record["test_fraction"],
             augment="none",

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from alexnet_lightning import plots
+from alexnet_lightning import plots, sizing
 from alexnet_lightning.atomic import write_csv
 from alexnet_lightning.attribution import gradcam_grid
 from alexnet_lightning.command import hydra_command
@@ -31,7 +31,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.paths.output_dir)
     predictor = Predictor.load(cfg.ckpt_path, cfg.device)
     files = find_inputs(cfg.inputs)
-    probs, errors, kept = predict_files(predictor, files, cfg.batch_size, cfg.num_workers, cfg.grid_max)
+    workers = sizing.workers().value if sizing.is_auto(cfg.num_workers) else cfg.num_workers
+    probs, errors, kept = predict_files(predictor, files, cfg.batch_size, workers, cfg.grid_max)
     names = predictor.class_names
 
     rows, labelled, correct = [], 0, 0

@@ -264,8 +264,7 @@ def test_cli_on_a_checkpoint_alone_and_one_image(checkpoint: Path, folder: Path,
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ((), "nothing to explain: pass inputs="),
-        (("data_dir=/somewhere",), "data_dir=/somewhere needs a dataset=: e.g. dataset=imagefolder"),
+        (("data_dir=/somewhere",), "does not record its data .*: pass dataset=PRESET data_dir=FOLDER"),
         (("inputs=/no/such/file.png",), "does not exist"),
         (("inputs=x.png", "top=0"), "top=0 is invalid"),
         (("inputs=x.png", "split=train"), "split=train is unknown"),

@@ -98,7 +98,8 @@ TRAIN_SHRINK = (
 )
 SHRINK: dict[str, tuple[str, ...]] = {
     "alexnet_lightning.train": TRAIN_SHRINK,
-    "alexnet_lightning.eval": ("speed_seconds=0.1", "++data.num_workers=0"),
+    "alexnet_lightning.eval": ("speed_seconds=0.1", "num_workers=0"),
+    "alexnet_lightning.explain": ("num_workers=0", "embed_max=100"),
     "alexnet_lightning.predict": ("num_workers=0",),
     "alexnet_lightning.export": (),
     "alexnet_lightning.inspect_data": ("++data.num_workers=0",),
@@ -119,6 +120,7 @@ TRAIN_RUN = (
     "config_resolved.yaml",
     ".hydra/",
     "split.json",
+    "checkpoints/best.ckpt",
     "checkpoints/last.ckpt",
     "metrics.json",
     "curves.png",
@@ -129,6 +131,8 @@ SWEEP = ("summary.csv", "summary.md", "summary.png", "N/metrics.json", "N/config
 WRITES: dict[tuple[str, ...], tuple[str, ...] | None] = {
     ("alexnet_lightning.train",): TRAIN_RUN,
     ("make", "train"): TRAIN_RUN,
+    # resumed into a new run directory: a best.ckpt only for an epoch better than the earlier run's best
+    ("alexnet_lightning.train", "ckpt_path="): tuple(f for f in TRAIN_RUN if f != "checkpoints/best.ckpt"),
     ("alexnet_lightning.train", "trainer=debug"): ("config_resolved.yaml", "split.json", "metrics.json"),  # 1 batch
     ("alexnet_lightning.train", "-m"): SWEEP,
     ("alexnet_lightning.train", "hparams_search=optuna"): (*SWEEP, "optimization_results.yaml"),
@@ -138,12 +142,15 @@ WRITES: dict[tuple[str, ...], tuple[str, ...] | None] = {
         "confusion_matrix.csv",
         "confusion_matrix.png",
         "top_losses.png",
+        "top_losses_gradcam.png",
         "metrics.json",
         "tensorboard/",
     ),
     ("alexnet_lightning.predict",): ("predictions.csv", "predictions.png"),
     ("alexnet_lightning.export", "format=onnx"): ("model.onnx", "metadata.json"),
-    ("alexnet_lightning.export", "format=torchscript"): ("model.torchscript.pt", "metadata.json"),
+    ("alexnet_lightning.export", "format=torch_export"): ("model.pt2", "metadata.json"),
+    ("alexnet_lightning.explain",): ("attributions.png", "feature_maps/", "filters.png", "explanations.csv"),
+    ("alexnet_lightning.explain", "top="): ("attributions.png", "filters.png", "neighbours.png", "embedding.png"),
     ("alexnet_lightning.inspect_data",): ("samples.png",),
     ("alexnet_lightning.prepare", "--dry-run"): (),  # a dry run writes nothing
     ("alexnet_lightning.serve",): None,  # nothing to check on disk: it answers GET /health
