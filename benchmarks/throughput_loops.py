@@ -21,10 +21,20 @@ def optimizer(params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05, fused=True)
 
 
-def plain_loop(batches: Callable[[], object], device: torch.device, clock: Clock, augment=None) -> float:
-    """The seed posts' loop: forward, loss, backward, step; bf16 autocast and channels_last on CUDA."""
+def plain_loop(
+    batches: Callable[[], object],
+    device: torch.device,
+    clock: Clock,
+    augment=None,
+    bf16: bool | None = None,
+    channels_last: bool | None = None,
+) -> float:
+    """The seed posts' loop: forward, loss, backward, step; bf16 autocast and channels_last on CUDA
+    (``bf16``, ``channels_last``: force either on or off, e.g. the model limit in fp32)."""
+    cuda = device.type == "cuda"
+    bf16, channels_last = cuda if bf16 is None else bf16, cuda if channels_last is None else channels_last
     net = build_alexnet(num_classes=2).to(device)
-    if device.type == "cuda":
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = optimizer(net.parameters())
     clock.tick()
@@ -34,9 +44,9 @@ def plain_loop(batches: Callable[[], object], device: torch.device, clock: Clock
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if augment is not None:
                 x = augment(x, train=True, sizes=sizes.to(device, non_blocking=True))
-            elif device.type == "cuda":
+            elif channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = F.cross_entropy(net(x), y)
             loss.backward()
             opt.step()
@@ -47,10 +57,11 @@ def plain_loop(batches: Callable[[], object], device: torch.device, clock: Clock
     return clock.images_per_s()
 
 
-def model_limit(args, device: torch.device, clock: Clock) -> float:
+def model_limit(args, device: torch.device, clock: Clock, **precision) -> float:
+    """Synthetic data already on the device; ``precision``: plain_loop's ``bf16`` and ``channels_last``."""
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
     y = torch.randint(0, 2, (args.batch_size,), device=device)
-    return plain_loop(lambda: [(x, y)] * clock.total, device, clock)
+    return plain_loop(lambda: [(x, y)] * clock.total, device, clock, **precision)
 
 
 def data_rate(batches, device: torch.device, clock: Clock, augment: DeviceAugment | None = None) -> float:
