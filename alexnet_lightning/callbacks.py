@@ -302,17 +302,23 @@ class LearningWatch(L.Callback):
             return
         best_acc = float(best.compute())
         stopper = trainer.early_stopping_callback
+        epochs = stopper.stopped_epoch + 1 if stopper is not None and stopper.stopped_epoch else trainer.current_epoch
+        plural = "epoch" if epochs == 1 else "epochs"
         how = (
-            f"early stopping ended the run after {stopper.stopped_epoch + 1} epochs"
+            f"early stopping ended the run after {epochs} {plural}"
             if stopper is not None and stopper.stopped_epoch
-            else f"training ended after {trainer.current_epoch} epochs"
+            else f"training ended after {epochs} {plural}"
         )
         if best_acc <= self.at_chance:
+            advice = (
+                "the run did not learn: see the warning above, or try optimizer.lr=1e-4 and more epochs"
+                if self.warnings
+                else f"train longer (the learning check waits {self.after_steps} steps), or try optimizer.lr=1e-4"
+            )
             self._warn(
                 trainer,
                 f"{how}: the best model (val/acc {best_acc:.3f}) is no better than chance ({self.chance_acc:.3f}, "
-                "always answering the largest class); the run did not learn: see the warning above, or try "
-                "optimizer.lr=1e-4 and more epochs",
+                f"always answering the largest class); {advice}",
             )
         elif trainer.is_global_zero:
             log.info("%s: best val/acc %.3f (chance %.3f)", how, best_acc, self.chance_acc)

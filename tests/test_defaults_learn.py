@@ -52,6 +52,15 @@ def test_a_huge_learning_rate_says_it_is_not_learning(make_cfg) -> None:
         assert any("not learning" in w and "optimizer.lr=0.5" in w for w in warnings), warnings
 
 
+def test_a_run_too_short_to_be_checked_says_so_instead_of_pointing_at_a_warning(make_cfg) -> None:
+    cfg = make_cfg("optimizer.lr=1e-9", "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "logger=csv",
+                   "test=false")  # fmt: skip
+    warnings = train(cfg).get("warnings", [])
+    assert len(warnings) == 1, warnings  # only the end of the run: 3 steps are too few for the learning check
+    assert "training ended after 1 epoch:" in warnings[0] and "see the warning above" not in warnings[0]
+    assert "train longer (the learning check waits 100 steps)" in warnings[0]
+
+
 def test_a_diverged_loss_stops_the_run_with_one_line(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg("model.norm=none", "optimizer.lr=1e30", "trainer.max_epochs=2", "logger=csv", "test=false")
     with pytest.raises(UserError, match=r"the training loss became (nan|inf) .*optimizer\.lr=1e\+29") as error:
