@@ -69,7 +69,9 @@ def test_good_values_pass(overrides: tuple[str, ...], tmp_path: Path) -> None:
 def test_other_commands_check_their_keys(tmp_path: Path) -> None:
     check_config(compose_config("eval", tmp_path, "ckpt_path=x.ckpt"))
     with pytest.raises(UserError, match=r"^data\.batch_size=0 is invalid"):
-        check_config(compose_config("eval", tmp_path, "ckpt_path=x.ckpt", "data.batch_size=0"))
+        check_config(compose_config("eval", tmp_path, "ckpt_path=x.ckpt", "dataset=digits", "data.batch_size=0"))
+    with pytest.raises(UserError, match=r"^num_workers=-1 is invalid"):
+        check_config(compose_config("eval", tmp_path, "ckpt_path=x.ckpt", "num_workers=-1"))
     with pytest.raises(UserError, match=r"^num_workers=-2 is invalid"):
         check_config(compose_config("predict", tmp_path, "ckpt_path=x.ckpt", "inputs=x", "num_workers=-2"))
 

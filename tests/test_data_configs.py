@@ -74,7 +74,8 @@ def test_every_preset_composes_to_its_values_in_every_command(tmp_path: Path, co
     for dataset, own in PRESETS.items():
         data, top = _data(config_name, tmp_path, f"dataset={dataset}")
         assert top == {"data_dir": None, "normalize": "dataset", "augment": own["augment"], "cache_dir": ANY}
-        assert data == SHARED | own | {"cache_dir": top["cache_dir"]}, dataset
+        seed = {"seed": None} if config_name == "eval" else {}  # eval: the training run's seed, from the checkpoint
+        assert data == SHARED | own | {"cache_dir": top["cache_dir"]} | seed, dataset
 
 
 def test_only_the_base_file_names_the_data_module_and_hydra_does_not_offer_it() -> None:
