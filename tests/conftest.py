@@ -44,8 +44,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m module args`` as a user would, importing this checkout's package."""
+def run_cli(
+    module: str, *args: str, cwd: Path = REPO, timeout: int = 600, process: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``python -m module args`` as a user would, importing this checkout's package.
+
+    By default the module's ``__main__`` runs in this process (runpy, sys.argv set, Hydra's state
+    cleared: tests/readme_commands.py), which saves the 8 s of imports of a new interpreter; stdout
+    and stderr then both hold the whole output. ``process=True`` starts a real process: for DDP, kills
+    and what only a process shows.
+    """
+    if not process:
+        from readme_commands import run_module_in_process
+
+        status, output = run_module_in_process(module, args, {}, cwd)
+        return subprocess.CompletedProcess([module, *args], status, output, output)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(

@@ -37,6 +37,7 @@ def test_ddp_sim_sweep_fits_and_tests_with_global_metrics(tmp_path: Path) -> Non
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
         timeout=420,
+        process=True,  # DDP starts processes of its own
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -73,6 +74,7 @@ def test_ddp_spawn_on_cpu_pickles_everything_and_runs(tmp_path: Path) -> None:
         f"hydra.run.dir={run}",
         cwd=tmp_path,
         timeout=300,
+        process=True,  # DDP starts processes of its own
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Can't pickle" not in result.stderr

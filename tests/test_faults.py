@@ -75,7 +75,7 @@ def test_killed_run_resumes_to_the_same_result_as_one_go(make_cfg, tmp_path: Pat
     killed_at = _ckpt_epoch(last)
     assert killed_at < EPOCHS - 1, "the run finished before it could be killed: make its epochs longer"
 
-    resumed = run_cli("alexnet_lightning.train", *COMMON, f"hydra.run.dir={run}", f"ckpt_path={last}")
+    resumed = run_cli("alexnet_lightning.train", *COMMON, f"hydra.run.dir={run}", f"ckpt_path={last}", process=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     final = torch.load(last, map_location="cpu", weights_only=True)

@@ -145,7 +145,7 @@ def test_best_checkpoint_is_the_best_epoch_and_the_end_names_both(tmp_path: Path
 
 
 def test_cli_debug_run_exits_zero(tmp_path: Path) -> None:
-    result = run_cli("alexnet_lightning.train", "trainer=debug", f"hydra.run.dir={tmp_path}")
+    result = run_cli("alexnet_lightning.train", "trainer=debug", f"hydra.run.dir={tmp_path}", process=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "test/acc:" in result.stdout
     assert "\noverrides: trainer=debug\n" in result.stdout and "CONFIG" not in result.stdout  # the short config
