@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
@@ -64,7 +63,7 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
         scores = precision_recall_f1(probs, targets, n, average=average)
         rows.append({"class": f"{average} avg", **{k: float(v) for k, v in scores.items()}, "support": len(targets)})
     metrics = {name: float(value) for name, value in accuracy_metrics(n)(probs, targets).items()}
-    metrics["loss"] = float(F.nll_loss(probs.clamp_min(1e-12).log(), targets))
+    metrics["loss"] = float(per_image_loss(probs, targets).mean())
     return {"metrics": metrics, "rows": rows, "confusion": confusion}
 
 

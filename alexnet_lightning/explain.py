@@ -92,7 +92,7 @@ def write_neighbours(
     train = ImageDataset(datamodule.samples, datamodule.splits["train"], predictor.channels, predictor.transform)
     loader = DataLoader(train, batch_size=datamodule.batch_size, num_workers=datamodule.num_workers)
     net = predictor.model.net
-    distances, indices = nearest(penultimate(net, x), penultimate_of_loader(net, loader), k)
+    distances, indices = nearest(penultimate(net, x), penultimate_of_loader(net, loader)[0], k)
     classes = predictor.class_names
     images, titles = [], []
     for query, row_distances, row in zip(x, distances, indices.tolist(), strict=True):
@@ -115,11 +115,8 @@ def write_embedding(out: Path, predictor: Predictor, loader: DataLoader, x: torc
         return 0
     sample = DataLoader(Subset(dataset, chosen), batch_size=loader.batch_size, num_workers=loader.num_workers)
     net = predictor.model.net
-    features, labels = [], []
-    for images, targets in sample:
-        features.append(penultimate(net, images))
-        labels += targets.tolist()
-    figure = embedding_figure(torch.cat(features), labels, predictor.class_names, penultimate(net, x), seed)
+    features, labels = penultimate_of_loader(net, sample)
+    figure = embedding_figure(features, labels.tolist(), predictor.class_names, penultimate(net, x), seed)
     plots.save(figure, out / "embedding.png")
     return len(chosen)
 

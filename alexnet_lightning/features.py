@@ -85,9 +85,12 @@ def penultimate(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return seen[0].float().cpu()
 
 
-def penultimate_of_loader(net: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Penultimate features of every batch of a ``(images, targets)`` loader, in order."""
-    return torch.cat([penultimate(net, x) for x, _ in loader])
+def penultimate_of_loader(
+    net: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features and targets of every batch of a ``(images, targets)`` loader, in order."""
+    features, targets = zip(*((penultimate(net, x), torch.as_tensor(y)) for x, y in loader), strict=True)
+    return torch.cat(features), torch.cat(targets)
 
 
 def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
