@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
@@ -324,20 +325,28 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         return DataLoader(
             data,
             batch_size=self.batch_size,
-            **self._order(len(data), train),
+            **self._order(data, train),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
-    def _order(self, size: int, train: bool) -> dict[str, Any]:
+    def _order(self, data: Dataset, train: bool) -> dict[str, Any]:
         """Training order: EpochShuffle in one process; under DDP Lightning's DistributedSampler, seeded and
-        set to the epoch in the same way, replaces a plain shuffle."""
-        if not train:
-            return {"shuffle": False}
-        if self.trainer is not None and self.trainer.world_size > 1:
-            return {"shuffle": True}
-        return {"sampler": EpochShuffle(size, self.seed)}
+        set to the epoch in the same way, replaces a plain shuffle.
+
+        Validation and test under DDP: each image on exactly one process. Lightning's DistributedSampler
+        would pad the split to a multiple of the processes with repeated images, counted twice in the
+        synced metrics (test/acc over 180 of 179 digits on 2 processes); a process may then run one batch
+        fewer, which evaluation allows. A split smaller than the number of processes keeps the padding:
+        a process without a batch would hang the others.
+        """
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if train:
+            return {"shuffle": True} if world > 1 else {"sampler": EpochShuffle(len(data), self.seed)}
+        if 1 < world <= len(data):
+            return {"sampler": UnrepeatedDistributedSampler(data, world, self.trainer.global_rank, shuffle=False)}
+        return {"shuffle": False}
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
