@@ -40,6 +40,9 @@ def many_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     return out, metrics
 
 
+# The tiny run is ~15 s of CPU (36 s on the busy 2-core machine): training, MLflow's first import and SQLite
+# schema (its Alembic migrations) and W&B's service start; both tests below share it.
+@pytest.mark.slow
 def test_mlflow_store_holds_metric_histories_hyperparameters_and_checkpoint_paths(many_run) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -63,6 +66,7 @@ def test_mlflow_store_holds_metric_histories_hyperparameters_and_checkpoint_path
     assert len(artifacts) == 1 and artifacts[0].read_bytes() == (out / "curves.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_wandb_writes_a_finished_offline_run_folder(many_run) -> None:
     import wandb
 
