@@ -1,9 +1,16 @@
-"""Config resolvers that depend on the machine a run starts on."""
+"""Config resolvers that depend on the machine a run starts on, or on where a tracker keeps its store."""
 
 from __future__ import annotations
 
+import netrc
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import torch
 from omegaconf import OmegaConf
+
+SQLITE = "sqlite:///"
 
 
 def mixed_precision_on_gpu(precision: str) -> str:
@@ -19,6 +26,41 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def wandb_mode() -> str:
+    """``${wandb_mode:}``: ``WANDB_MODE`` when set, else ``online`` with W&B credentials and ``offline`` without.
+
+    Without credentials W&B would ask for a key in a terminal (and fail outside one); offline it writes the
+    run folder only, for ``wandb sync`` to upload later.
+    """
+    return os.environ.get("WANDB_MODE") or ("online" if _wandb_credentials() else "offline")
+
+
+def _wandb_credentials() -> bool:
+    """An API key (or identity token) in the environment, or the netrc entry ``wandb login`` writes."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").netloc
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
+    except (OSError, netrc.NetrcParseError):  # no ~/.netrc, or one W&B could not read either
+        return False
+    return bool(entry and entry[2])
+
+
+def mlflow_artifacts(tracking_uri: str | None) -> str | None:
+    """``${mlflow_artifacts:${.tracking_uri}}``: ``artifacts/`` beside a local SQLite store, else None.
+
+    MLflow fixes an experiment's artifact folder when it creates the experiment; left to itself with a
+    SQLite store it picks ``./mlruns`` in the working directory. A server (or any other store) chooses its
+    own, so an experiment shared by many runs never points into one run's folder.
+    """
+    if not (tracking_uri or "").startswith(SQLITE):
+        return None
+    return str(Path(tracking_uri.removeprefix(SQLITE)).parent / "artifacts")
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("on_gpu", mixed_precision_on_gpu, replace=True)
     OmegaConf.register_new_resolver("cuda", cuda_available, replace=True)
+    OmegaConf.register_new_resolver("wandb_mode", wandb_mode, replace=True)
+    OmegaConf.register_new_resolver("mlflow_artifacts", mlflow_artifacts, replace=True)

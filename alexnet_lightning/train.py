@@ -15,7 +15,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from alexnet_lightning import resolvers, sizing
+from alexnet_lightning import resolvers, sizing, trackers
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.console import describe_checkpoints, print_config_tree, shown_path
@@ -41,6 +41,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``warnings`` lists what the run said about itself (e.g. that it was not learning), when it said anything.
     """
     check_config(cfg)
+    trackers.require_packages(cfg.get("logger"))  # before the data is read: a missing package says so at once
     out = Path(cfg.paths.output_dir)
     rank_zero = rank_zero_only.rank == 0  # DDP's other ranks share rank 0's run directory and write nothing
     L.seed_everything(cfg.seed, workers=True)
@@ -67,12 +68,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=loggers or False
     )
-    for logger in trainer.loggers:
-        logger.log_hyperparams({"tags": list(cfg.tags), "seed": cfg.seed})
-    with ddp_job(trainer):
+    with ddp_job(trainer), trackers.tracking(trainer.loggers):
+        if cfg.train and not cfg.ckpt_path:
+            tune(trainer, model, datamodule, cfg.tune, out)
+        run_params = {  # beside the module's own hyperparameters: what else makes runs differ (after tuning)
+            "tags": list(cfg.tags),
+            "seed": cfg.seed,
+            "augment": cfg.augment,
+            "normalize": cfg.normalize,
+            "batch_size": datamodule.batch_size,
+            "max_epochs": trainer.max_epochs,
+        }
+        for logger in trainer.loggers:
+            logger.log_hyperparams(run_params)
         if cfg.train:
-            if not cfg.ckpt_path:
-                tune(trainer, model, datamodule, cfg.tune, out)
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         metrics["epochs"] = trainer.current_epoch
@@ -81,6 +90,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             ckpt = best or (cfg.ckpt_path if not cfg.train else None)
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if rank_zero:
+            trackers.log_run_files(trainer, out)
     if rank_zero:  # the last lines of the run: where its checkpoints are, and how the best one tested
         if cfg.train and (saved := describe_checkpoints(trainer)):
             print(saved)

@@ -168,9 +168,11 @@ MARK_REASONS = {
     "needs several nodes": "torchrun across machines",
     "installs packages": "pip would change the environment the tests run in; make install does it",
     "is the test suite": "make test runs this test",
+    "needs the full mlflow package (pip install mlflow)": "mlflow ui: the trackers extra has MLflow's client only",
+    "uploads to W&B (an account and the network)": "wandb sync: the tests have neither",
     EXTENSION: "How to extend: the command needs the example's change, so tests/test_extending.py runs it on a copy",
 }
-MAX_MARKED = 7  # not counting the extension examples, which do run (in tests/test_extending.py)
+MAX_MARKED = 10  # not counting the extension examples, which do run (in tests/test_extending.py)
 RUN_WHEN = {"needs a GPU": lambda: __import__("torch").cuda.is_available()}
 
 # README commands that fail today because of a bug in the package: (words in the command, the failure).

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from alexnet_lightning.module import AlexNetClassifier
 from alexnet_lightning.train import train
@@ -41,6 +42,8 @@ def test_lr_and_batch_size_finders_set_what_the_run_trains_with(make_cfg, tmp_pa
     assert (tmp_path / "lr_finder.png").stat().st_size > 0
     hparams = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
     assert hparams["optimizer"]["lr"] == pytest.approx(tuned["lr"])
+    logged = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())  # what every logger was sent
+    assert logged["batch_size"] == tuned["batch_size"]
 
 
 def _module(**model_options) -> AlexNetClassifier:
