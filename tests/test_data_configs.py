@@ -20,6 +20,7 @@ SHARED = {
     "data_dir": None,
     "image_size": "auto",
     "max_image_size": 64,
+    "crop_fraction": 1.0,
     "channels": "auto",
     "val_fraction": 0.1,
     "seed": 0,
