@@ -31,6 +31,7 @@ KAGGLE_SYNSETS = Path("LOC_synset_mapping.txt")
 KAGGLE_IMAGES = Path("ILSVRC") / "Data" / "CLS-LOC"
 """Where Kaggle's copy keeps train/ and val/, below the folder that holds its LOC_*.csv files."""
 WNID = re.compile(r"n\d{8}")
+DEVKIT_FIX = "unpack ILSVRC2012_devkit_t12.tar.gz into data_dir again"
 
 
 def image_root(data_dir: Path) -> Path:
@@ -44,9 +45,6 @@ def image_root(data_dir: Path) -> Path:
         f"data_dir={data_dir} has no train/ folder (nor {KAGGLE_IMAGES / 'train'}): point data_dir at the folder "
         "that holds ILSVRC2012's train/ and val/"
     )
-
-
-DEVKIT_FIX = "unpack ILSVRC2012_devkit_t12.tar.gz into data_dir again"
 
 
 def _unreadable(path: Path, reason: str, fix: str = "unpack or download it again") -> UserError:
