@@ -76,6 +76,7 @@ CONFIG_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.num_workers": (_whole(0, "auto"), "a whole number >= 0 (0: load in the main process), or auto"),
     "data.val_fraction": (_fraction(upper_open=True), "a fraction in [0, 1)"),
     "data.test_fraction": (_fraction(upper_open=True), "a fraction in [0, 1)"),
+    "data.crop_fraction": (lambda v: _positive(v) and v <= 1, "a fraction in (0, 1], e.g. 0.875 (256 -> 224 px)"),
     "model.in_channels": (lambda v: v in (1, 3, "auto") and not isinstance(v, bool), "1, 3 or auto"),
     "optimizer.lr": (_positive, "a number > 0"),
     "optimizer.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),

@@ -114,12 +114,14 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "output": {"name": "logits", "shape": ["batch", len(hp.class_names)], "apply": "softmax over axis 1"},
         "class_names": list(hp.class_names),
         "image_size": hp.image_size,
+        "resize_size": round(hp.image_size / hp.crop_fraction),  # the shorter side before the center crop
         "in_channels": hp.in_channels,
         "mean": list(hp.mean),
         "std": list(hp.std),
         "preprocessing": (
             f"decode to {'grayscale' if hp.in_channels == 1 else 'RGB'}, resize the shorter side to "
-            f"{hp.image_size} px (bilinear, antialiased), center-crop {hp.image_size}x{hp.image_size}, "
+            f"{round(hp.image_size / hp.crop_fraction)} px (resize_size; bilinear, antialiased), "
+            f"center-crop {hp.image_size}x{hp.image_size}, "
             "scale to [0, 1], subtract mean and divide by std per channel, layout NCHW"
         ),
         "max_abs_difference": differences,

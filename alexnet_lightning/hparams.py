@@ -40,7 +40,7 @@ FILLED_AT_FIT = ("T_max", "total_steps")  # null: the run's max_epochs / estimat
 
 TOP_LEVEL = ("model", "optimizer", "scheduler", "class_names", "image_size", "in_channels", "mean", "std",
              "label_smoothing")  # fmt: skip
-OPTIONAL = ("data",)  # where the images were (checkpoints written before it lack it)
+OPTIONAL = ("data", "crop_fraction")  # where the images were, the eval view's crop (older checkpoints lack them)
 DATA_KEYS = {"source": str, "data_dir": str | None, "options": dict, "val_fraction": float, "test_fraction": float,
              "seed": int}  # fmt: skip
 MAX_CLASSES = 25_000
@@ -309,6 +309,9 @@ def _check_top_level(hp: dict[str, Any]) -> None:
     _check_value("label_smoothing", hp["label_smoothing"], float)
     if not 0.0 <= hp["label_smoothing"] < 1.0:
         raise HParamError(f"label_smoothing={hp['label_smoothing']} must be in [0, 1)")
+    _check_value("crop_fraction", hp["crop_fraction"], float)
+    if not 0.0 < hp["crop_fraction"] <= 1.0:
+        raise HParamError(f"crop_fraction={hp['crop_fraction']} must be in (0, 1]")
 
 
 def plain_data(cfg: Any) -> dict[str, Any] | None:
@@ -354,7 +357,7 @@ def plain_hparams(hp: Any) -> dict[str, Any]:
     missing = [k for k in TOP_LEVEL if k not in hp]
     if missing:
         raise HParamError(f"{missing[0]} is missing")
-    hp = dict(hp)
+    hp = {"crop_fraction": 1.0} | dict(hp)  # written before the eval crop was an option: the whole short side
     _check_top_level(hp)
     hp["model"] = plain_model(hp["model"])
     hp["optimizer"] = plain_optimizer(hp["optimizer"])

@@ -44,7 +44,8 @@ class Predictor:
         self.channels: int = hp.in_channels
         self.image_size: int = hp.image_size
         self.mean, self.std = list(hp.mean), list(hp.std)
-        self.transform = eval_transform(hp.image_size, hp.mean, hp.std)
+        self.crop_fraction: float = hp.crop_fraction
+        self.transform = eval_transform(hp.image_size, hp.mean, hp.std, hp.crop_fraction)
 
     @classmethod
     def load(cls, ckpt_path: str | Path, device: str = "auto") -> Predictor:
@@ -102,6 +103,7 @@ def checkpoint_datamodule(
         "channels": predictor.channels,
         "mean": predictor.mean,
         "std": predictor.std,
+        "crop_fraction": predictor.crop_fraction,
         "pipeline": "stream",  # the loaders' float batches go to the model directly, without a trainer
         "seed": seed,
         "num_workers": num_workers,

@@ -62,13 +62,15 @@ class AlexNetClassifier(L.LightningModule):
         std: list[float],
         label_smoothing: float = 0.0,
         data: dict[str, Any] | None = None,
+        crop_fraction: float = 1.0,
     ) -> None:
-        """``data`` records where the images were (source, folder, split), so eval can find them again."""
+        """``data`` records where the images were (source, folder, split), so eval can find them again;
+        ``crop_fraction`` is the eval view's center crop (data.crop_fraction), so predict sees what val saw."""
         super().__init__()
         hparams = plain_hparams(  # a training config's _target_ form becomes the plain form that checkpoints store
             {"model": model, "optimizer": optimizer, "scheduler": scheduler, "class_names": class_names,
              "image_size": image_size, "in_channels": in_channels, "mean": mean, "std": std,
-             "label_smoothing": label_smoothing, "data": data}
+             "label_smoothing": label_smoothing, "data": data, "crop_fraction": crop_fraction}
         )  # fmt: skip
         self.save_hyperparameters(hparams)
         model = hparams["model"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import netrc
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import torch
@@ -59,8 +61,32 @@ def mlflow_artifacts(tracking_uri: str | None) -> str | None:
     return str(Path(tracking_uri.removeprefix(SQLITE)).parent / "artifacts")
 
 
+def device_count(devices: Any) -> int:
+    """How many devices Lightning's ``trainer.devices`` means: a number, -1 or auto (every visible CUDA GPU,
+    1 without one), a list of indices or their text form ``"0,1"``."""
+    if isinstance(devices, str):
+        devices = devices.strip()
+        if devices in ("auto", "-1"):
+            return max(1, torch.cuda.device_count())
+        return int(devices) if devices.isdigit() else len([d for d in devices.split(",") if d.strip()])
+    if isinstance(devices, Sequence):
+        return len(devices)
+    return max(1, torch.cuda.device_count()) if devices == -1 else int(devices)
+
+
+def linear_lr(lr: float, per: int, batch_size: int, devices: Any, num_nodes: int = 1, accumulate: int = 1) -> float:
+    """``${linear_lr:0.01,256,...}``: the linear scaling rule (Goyal et al., 2017) for a recipe stated per batch.
+
+    A recipe's ``lr`` is for a global batch of ``per`` images; a run's global batch is
+    batch_size x devices x num_nodes x accumulate_grad_batches images per optimizer step, and its
+    learning rate grows or shrinks in proportion, so the same recipe holds on 1 GPU or 64.
+    """
+    return float(lr) * batch_size * device_count(devices) * num_nodes * accumulate / per
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("on_gpu", mixed_precision_on_gpu, replace=True)
     OmegaConf.register_new_resolver("cuda", cuda_available, replace=True)
     OmegaConf.register_new_resolver("wandb_mode", wandb_mode, replace=True)
     OmegaConf.register_new_resolver("mlflow_artifacts", mlflow_artifacts, replace=True)
+    OmegaConf.register_new_resolver("linear_lr", linear_lr, replace=True)

@@ -167,3 +167,53 @@ def make_odd_files(folder: Path) -> list[str]:
     base.save(folder / "dog.webp.WEBP")
     names = ["dog.cmyk.jpg", "dog.rgba.png", "dog.palette.png", "dog.deep.png", "dog.animated.gif"]
     return [*names, "dog.rotated.jpg", "DOG.UPPER.JPEG", "dog.webp.WEBP"]
+
+
+IMAGENET_WNIDS = {"n01440764": "tench, Tinca tinca", "n02012849": "crane", "n03126707": "crane"}
+"""Three real ImageNet classes, sorted; two share the word ``crane`` as in ILSVRC2012."""
+IMAGENET_IDS = {"n03126707": 1, "n01440764": 2, "n02012849": 3}
+"""Their ILSVRC2012_IDs in meta.mat: not the sorted order, as in the real devkit (ID 1 is n02119789, kit fox)."""
+
+
+def write_meta_mat(path: Path, wnids: dict[str, str] = IMAGENET_WNIDS, ids: dict[str, int] = IMAGENET_IDS) -> None:
+    """The devkit's ``meta.mat``: a struct array ``synsets`` with the classes and one parent synset (children)."""
+    from scipy.io import savemat
+
+    fields = ["ILSVRC2012_ID", "WNID", "words", "gloss", "num_children", "children"]
+    synsets = np.zeros((len(wnids) + 1, 1), dtype=[(f, "O") for f in fields])
+    for row, (wnid, words) in enumerate(wnids.items()):
+        synsets[row, 0] = (ids[wnid], wnid, words, "a class", 0, np.zeros(0))
+    synsets[-1, 0] = (1001, "n00001740", "entity", "a parent of them all", 3, np.array(sorted(ids.values())))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {"synsets": synsets})
+
+
+def make_imagenet_folder(
+    root: Path, val: str = "folders", n_train: int = 6, n_val: int = 2, devkit: bool = True, kaggle: bool = True
+) -> Path:
+    """ILSVRC2012 as it ships, 3 classes: ``train/<wnid>/<wnid>_N.JPEG`` (48x40) and ``val/``.
+
+    ``val="folders"``: ``val/<wnid>/`` (valprep.sh's layout); ``val="flat"``: ``val/ILSVRC2012_val_<n>.JPEG``
+    with the classes interleaved (image n shows class n mod 3), labelled by the devkit
+    (``ILSVRC2012_devkit_t12/data/``: ground truth and meta.mat) and/or Kaggle's LOC_val_solution.csv.
+    ``kaggle`` also writes LOC_synset_mapping.txt; the class content is ``class_image``'s, learnable.
+    """
+    wnids = list(IMAGENET_WNIDS)
+    for label, wnid in enumerate(wnids):
+        (root / "train" / wnid).mkdir(parents=True, exist_ok=True)
+        for i in range(n_train):
+            class_image(label, i).save(root / "train" / wnid / f"{wnid}_{i}.JPEG", quality=90)
+    flat = [(f"ILSVRC2012_val_{n:08d}", wnids[n % 3]) for n in range(1, 3 * n_val + 1)]
+    for n, (name, wnid) in enumerate(flat):
+        folder = root / "val" / (wnid if val == "folders" else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        class_image(wnids.index(wnid), 100 + n).save(folder / f"{name}.JPEG", quality=90)
+    if devkit:
+        data = root / "ILSVRC2012_devkit_t12" / "data"
+        write_meta_mat(data / "meta.mat")
+        (data / "ILSVRC2012_validation_ground_truth.txt").write_text("".join(f"{IMAGENET_IDS[w]}\n" for _, w in flat))
+    if kaggle:
+        rows = "".join(f"{name},{wnid} 10 12 40 38 {wnid} 1 2 30 30\n" for name, wnid in flat)
+        (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + rows)
+        (root / "LOC_synset_mapping.txt").write_text("".join(f"{w} {words}\n" for w, words in IMAGENET_WNIDS.items()))
+    return root

@@ -147,6 +147,7 @@ CASES: dict[str, tuple[Callable[[Hparams, Path, Path], Any], str]] = {
     "std=text": (_set("", "std", "0.5"), "hyper_parameters.std"),
     "std=0": (_set("", "std", [0.0]), "hyper_parameters.std"),
     "label_smoothing=True": (_set("", "label_smoothing", True), "hyper_parameters.label_smoothing"),
+    "crop_fraction=1.5": (_set("", "crop_fraction", 1.5), "hyper_parameters.crop_fraction=1.5 must be in (0, 1]"),
     "optimizer.fused=yes": (_set("optimizer", "fused", "yes"), "hyper_parameters.optimizer.fused"),
     "optimizer.lr=nan": (_set("optimizer", "lr", float("nan")), "hyper_parameters.optimizer.lr"),
     "scheduler.interval=hour": (_set("scheduler", "interval", "hour"), "hyper_parameters.scheduler.interval"),
@@ -293,8 +294,10 @@ def test_a_new_checkpoint_stores_plain_hyperparameters_only(raw) -> None:
 
 
 def as_written_before(hp: Hparams) -> Hparams:
-    """The hyperparameters as checkpoints stored them before the plain form: the training config's ``_target_``."""
+    """The hyperparameters as checkpoints stored them before the plain form: the training config's ``_target_``,
+    and no ``crop_fraction`` (the eval view's crop, 1.0 for them)."""
     old = copy.deepcopy(hp)
+    assert old.pop("crop_fraction") == 1.0
     old["model"] = {
         "_target_": "alexnet_lightning.models.alexnet.build_alexnet",
         "in_channels": hp["in_channels"],

@@ -29,6 +29,8 @@ BAD = [
     ("data.val_fraction=-0.1", "data.val_fraction=-0.1"),
     ("data.test_fraction=1", "data.test_fraction=1"),
     ("data.test_fraction=abc", "data.test_fraction='abc'"),
+    ("data.crop_fraction=0", "data.crop_fraction=0"),
+    ("data.crop_fraction=1.2", "data.crop_fraction=1.2"),
     ("model.in_channels=2", "model.in_channels=2"),
     ("optimizer.lr=-1", "optimizer.lr=-1"),
     ("optimizer.lr=0", "optimizer.lr=0"),

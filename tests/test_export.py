@@ -21,7 +21,7 @@ def _preprocess_without_the_package(path: Path, meta: dict) -> np.ndarray:
     """What a user of the exported file does, from metadata.json alone (PIL and numpy)."""
     size = meta["image_size"]
     image = Image.open(path).convert("L" if meta["in_channels"] == 1 else "RGB")
-    scale = size / min(image.size)
+    scale = meta["resize_size"] / min(image.size)
     image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
     left, top = (image.width - size) // 2, (image.height - size) // 2
     array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0

@@ -44,6 +44,7 @@ SEED_RECIPES = {  # the seed posts' pipelines, step by step (moderate rotates th
     "moderate": [("flip", 0.5), ("rotate", (-10.0, 10.0)), ("crop", 64, (0.8, 1.0)),
                  ("jitter", (0.8, 1.2), None, None)],
     "light": [("crop", 64, (0.6, 1.0)), ("flip", 0.5)],
+    "imagenet": [("crop", 64, (0.08, 1.0)), ("flip", 0.5)],  # torchvision's ImageNet reference
     "none": [("Resize",), ("CenterCrop",)],
 }  # fmt: skip
 
@@ -96,12 +97,17 @@ def test_same_seed_gives_the_same_batches() -> None:
     assert not torch.equal(a[0], a[1])  # per-sample parameters
 
 
-def test_eval_view_equals_cpu_resize_and_center_crop() -> None:
+@pytest.mark.parametrize("crop_fraction", [1.0, 0.875])  # 0.875: ImageNet's Resize(256) + CenterCrop(224)
+def test_eval_view_equals_cpu_resize_and_center_crop(crop_fraction: float) -> None:
     image = _image()
-    expected = T.eval_transform(64, [0, 0, 0], [1, 1, 1])(image)
+    expected = T.eval_transform(64, [0, 0, 0], [1, 1, 1], crop_fraction)(image)
+    assert T.eval_transform(64, [0], [1], crop_fraction).transforms[0].transforms[0].size == [round(64 / crop_fraction)]
     cache = TF.resize(image, [128, 128], antialias=True)[None]  # the cache squashes, sizes restore the aspect
-    out = DeviceAugment("moderate", 64, [0, 0, 0], [1, 1, 1])(cache, train=False, sizes=torch.tensor([[H, W]]))[0]
+    augment = DeviceAugment("moderate", 64, [0, 0, 0], [1, 1, 1], crop_fraction=crop_fraction)
+    out = augment(cache, train=False, sizes=torch.tensor([[H, W]]))[0]
     assert (out - expected).abs().mean() < 0.01
+    whole = T.eval_transform(64, [0, 0, 0], [1, 1, 1])(image)
+    assert crop_fraction == 1.0 or (out - whole).abs().mean() > 0.03, "the crop shows less of the image"
 
 
 @pytest.mark.parametrize("preset", ["strong", "moderate"])

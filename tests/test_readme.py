@@ -26,7 +26,7 @@ What runs how (``tests/readme_commands.py`` has the machinery, this file the tab
   GPU run where CUDA is present); they are counted (MAX_MARKED) and those of this package must still
   compose their config.
 
-Time: 24 commands, about 110 s of CPU on 2 cores (the three 61M-parameter fc-head runs, with their
+Time: 24 commands, about 110 s of CPU on 2 cores (the five 61M-parameter fc-head runs, with their
 0.5-0.7 GB checkpoints, take a third); selecting one case with -k still runs them all, as later
 commands need earlier ones. Commands run one after another (Hydra names run folders by the second,
 and each command's files are told apart by what changed while it ran); only serve overlaps.
@@ -77,6 +77,7 @@ HOME_PATHS: dict[str, Callable[[Path], object] | None] = {
     ),
     "~/data": lambda p: fixtures.make_fake_mnist(p, compressed=True),  # MNIST/raw/*-ubyte.gz as downloaded
     "~/data/cifar10": lambda p: fixtures.make_fake_cifar10(p, n_train=200),  # cifar-10-batches-py/ pickles
+    "~/data/imagenet": lambda p: fixtures.make_imagenet_folder(p, val="flat", n_train=30),  # train/<wnid>/, flat val/
     "~/photos": lambda p: write_digit_images(p, per_class=2),  # real digits as PNGs, <digit>/<n>.png
     "~/data/catsdogs": None,  # prepare's destination
 }
@@ -109,13 +110,16 @@ SHRINK: dict[str, tuple[str, ...]] = {
     "make train": ("ARGS=" + " ".join(TRAIN_SHRINK),),
 }
 # More for commands holding these words ("key=" matches any value of key).
-FC_HEAD = ("model.head=fc", "experiment=catsdogs", "experiment=flowers")  # commands that train the fc head
+IMAGENET = ("experiment=imagenet_alexnet", "experiment=imagenet_alexnet_fast")  # 224 px recipes
+FC_HEAD = ("model.head=fc", "experiment=catsdogs", "experiment=flowers", *IMAGENET)  # commands that train the fc head
 NO_CHECKPOINTS = ("++callbacks.model_checkpoint=null", "++callbacks.last_checkpoint=null")
 SHRINK_WHEN: dict[tuple[str, ...], tuple[str, ...]] = {
     ("alexnet_lightning.train", "hparams_search=optuna"): ("hydra.sweeper.n_trials=2",),
     ("alexnet_lightning.train", "ckpt_path="): ("++trainer.max_epochs=2",),  # resumed: one epoch more than it had
     # torchvision's 4096-4096 head (57 M parameters): 0.7 GB of checkpoints a run, the slowest part of this test
     **{("alexnet_lightning.train", words): NO_CHECKPOINTS for words in FC_HEAD},
+    # the same code path at 64 px: a few seconds faster each
+    **{("alexnet_lightning.train", words): (*NO_CHECKPOINTS, "++data.image_size=64") for words in IMAGENET},
 }
 BACKGROUND = {"alexnet_lightning.serve": "/health"}  # runs until stopped: this URL path must answer 200
 

@@ -72,6 +72,9 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     whole batches on the training device in ``on_after_batch_transfer`` (device_augment.py), a GPU or
     the CPU; ``auto`` picks ``cache`` where it fits on disk (sizing.pipeline). ``decode=nvjpeg``
     builds that cache on the GPU.
+
+    ``crop_fraction``: the eval view resizes the short side to ``image_size / crop_fraction`` and
+    center-crops ``image_size`` (ImageNet's 256 -> 224 is 0.875); it is stored in the checkpoint.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         cache_size: int | str = 256,
         min_image_size: int = 64,
         max_image_size: int = 64,
+        crop_fraction: float = 1.0,
     ) -> None:
         super().__init__()
         if normalize not in ("dataset", "imagenet", "half", "none"):
@@ -108,8 +112,10 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             raise UserError(f"data.pipeline={pipeline!r} is unknown: use {', '.join(PIPELINES)}")
         if decode not in DECODERS:
             raise UserError(f"data.decode={decode!r} is unknown: use one of {', '.join(DECODERS)}")
+        if not 0 < crop_fraction <= 1:
+            raise UserError(f"data.crop_fraction={crop_fraction} must be in (0, 1]: 0.875 is ImageNet's 256 -> 224")
         self.source, self.data_dir, self.options = source, data_dir, dict(options or {})
-        self.image_size, self.channels = image_size, channels
+        self.image_size, self.channels, self.crop_fraction = image_size, channels, crop_fraction
         self.min_image_size, self.max_image_size = min_image_size, max_image_size
         self.choices: list[sizing.Choice] = []
         """The values chosen for settings left at ``auto`` (sizing.py), with their reasons."""
@@ -209,6 +215,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             self.channels,
             seed=self.seed + rank,  # each DDP process augments differently
             dtype=torch.bfloat16 if bf16 else torch.float32,
+            crop_fraction=self.crop_fraction,
         )
 
     def load_samples(self) -> None:
@@ -321,7 +328,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
                 split, T.train_transform(self.augment, self.image_size, self.channels, self.mean, self.std)
             )
         else:
-            data = self._dataset(split, T.eval_transform(self.image_size, self.mean, self.std))
+            data = self._dataset(split, T.eval_transform(self.image_size, self.mean, self.std, self.crop_fraction))
         return DataLoader(
             data,
             batch_size=self.batch_size,
@@ -371,6 +378,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             "in_channels": self.channels,
             "mean": list(self.mean),
             "std": list(self.std),
+            "crop_fraction": float(self.crop_fraction),
             "data": self.record(),
         }
 

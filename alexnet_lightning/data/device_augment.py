@@ -56,7 +56,7 @@ class DeviceAugment(nn.Module):
 
     images: (N, C, H, W) uint8 on any device; sizes: optional (N, 2) original (height, width)
     of each image (default: the stored size). ``train=False`` gives the eval view: resize the
-    short side and center crop, as transforms.eval_transform does.
+    short side and center crop ``crop_fraction`` of it, as transforms.eval_transform does.
     """
 
     def __init__(
@@ -68,9 +68,11 @@ class DeviceAugment(nn.Module):
         channels: int = 3,
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
+        crop_fraction: float = 1.0,
     ) -> None:
         super().__init__()
         self.spec: AugmentSpec = preset_spec(preset, channels)
+        self.eval_spec = AugmentSpec(center_crop=crop_fraction)
         self.size, self.channels, self.seed, self.dtype = size, channels, seed, dtype
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
@@ -91,7 +93,7 @@ class DeviceAugment(nn.Module):
         sizes = sizes.to(device=images.device, dtype=torch.float32)
         if self.mean.device != images.device:
             self.to(images.device)
-        spec = self.spec if train else AugmentSpec()
+        spec = self.spec if train else self.eval_spec
         return self.apply(images, sizes, self.sample(spec, sizes), spec)
 
     # parameters ---------------------------------------------------------------------------------
@@ -121,8 +123,8 @@ class DeviceAugment(nn.Module):
         """RandomResizedCrop.make_params for a whole batch: 10 tries each, first valid wins, else center."""
         height, width = sizes[:, 0], sizes[:, 1]
         zeros = torch.zeros_like(height)
-        if spec.crop_scale is None:  # Resize(size) + CenterCrop(size): the central square
-            side = torch.minimum(height, width)
+        if spec.crop_scale is None:  # Resize(size / center_crop) + CenterCrop(size): the central square
+            side = torch.minimum(height, width) * spec.center_crop
             return torch.stack([zeros, zeros, side, side], dim=1)
         n, tries, device = len(sizes), 10, sizes.device
         lo, hi = spec.crop_scale

@@ -24,6 +24,8 @@ class AugmentSpec:
 
     crop_scale: tuple[float, float] | None = None
     """RandomResizedCrop area fraction of the image; None: resize the short side, center crop."""
+    center_crop: float = 1.0
+    """Without crop_scale: the center crop's share of the short side (the eval view's crop_fraction)."""
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: float = 0.0
     """Probability of a horizontal flip."""
@@ -47,6 +49,8 @@ PRESET_SPECS: dict[str, AugmentSpec] = {
     # flip and rotate the whole photo, then keep 80-100 % of it, brightness only
     "moderate": AugmentSpec(crop_scale=(0.8, 1.0), flip=0.5, degrees=10, rotate_first=True, brightness=0.2),
     "light": AugmentSpec(crop_scale=(0.6, 1.0), flip=0.5),
+    # torchvision's ImageNet reference training: RandomResizedCrop (8-100 % of the area) and flip, nothing else
+    "imagenet": AugmentSpec(crop_scale=(0.08, 1.0), flip=0.5),
     "none": AugmentSpec(),
 }
 OLD_NAMES = {"seed000": "strong", "seed002": "moderate"}
@@ -71,16 +75,20 @@ def preset_spec(preset: str, channels: int = 3) -> AugmentSpec:
     return spec
 
 
-def resize_center_crop(size: int) -> v2.Transform:
-    """The eval view (and preset ``none``): resize the short side, center crop."""
-    return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+def resize_center_crop(size: int, crop_fraction: float = 1.0) -> v2.Transform:
+    """The eval view (and preset ``none``): resize the short side to ``size / crop_fraction``, center crop ``size``.
+
+    ``crop_fraction=0.875`` is ImageNet's Resize(256) + CenterCrop(224), the view that torchvision's
+    reference accuracies are measured with; 1.0 keeps the whole short side.
+    """
+    return v2.Compose([v2.Resize(round(size / crop_fraction), antialias=True), v2.CenterCrop(size)])
 
 
 def v2_augmentation(preset: str, size: int, channels: int) -> v2.Transform:
     """The uint8 -> uint8 torchvision v2 pipeline of a preset (the CPU path)."""
     spec = preset_spec(preset, channels)
     if spec.crop_scale is None:
-        return resize_center_crop(size)
+        return resize_center_crop(size, spec.center_crop)
     crop = v2.RandomResizedCrop(size, scale=spec.crop_scale, ratio=spec.crop_ratio, antialias=True)
     flip = [v2.RandomHorizontalFlip(spec.flip)] if spec.flip else []
     rotate = [v2.RandomRotation(spec.degrees)] if spec.degrees else []

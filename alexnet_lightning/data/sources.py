@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alexnet_lightning.data import archives
+from alexnet_lightning.data import archives, ilsvrc
 from alexnet_lightning.data.decode import decode, is_image_path
 from alexnet_lightning.errors import UserError
 
@@ -157,9 +157,10 @@ def _class_folders(
     for name in names:
         if name not in classes:
             raise UserError(f"{folder / name} is a class that the training folder lacks: rename or remove it")
+        label = classes.index(name)
         for path in image_files(folder / name, skipped):
             items.append(path)
-            labels.append(classes.index(name))
+            labels.append(label)
     loose = sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if loose:
         skipped["outside class folders"] += loose
@@ -186,6 +187,55 @@ def imagefolder(data_dir: str | None, test_dir: str | None = None) -> Samples:
         items += found
         labels += found_labels
     return Samples(items, labels, classes or [], decode, splits=splits, root=root, skipped=skipped)
+
+
+def imagenet(data_dir: str | None) -> Samples:
+    """ILSVRC2012 as it ships: ``train/<wnid>/`` is trained on and ``val/`` becomes the test split.
+
+    ``val/`` may hold class folders (as PyTorch's valprep.sh leaves it) or the 50,000 images flat, labelled
+    by the devkit's or Kaggle's ground truth (ilsvrc.py). Classes are the sorted wnids, the order of
+    torchvision's ImageNet weights; their names come from the wnids' words where data_dir has them.
+    """
+    folder = _folder(data_dir)
+    root = ilsvrc.image_root(folder)
+    skipped: Counter = Counter()
+    items, labels, wnids = _class_folders(root / "train", None, skipped)
+    val = root / "val"
+    if any(p.is_dir() and not p.name.startswith(".") for p in val.iterdir()):
+        val_items, val_labels, _ = _class_folders(val, wnids, skipped)
+    else:
+        val_items, val_labels = _flat_val(folder, val, wnids, skipped)
+    splits = {"train": list(range(len(items))), "test": list(range(len(items), len(items) + len(val_items)))}
+    names = ilsvrc.class_names(wnids, ilsvrc.class_words(folder))
+    return Samples(items + val_items, labels + val_labels, names, decode, splits=splits, root=folder, skipped=skipped)
+
+
+def _flat_val(data_dir: Path, val: Path, wnids: list[str], skipped: Counter) -> tuple[list[Path], list[int]]:
+    """The images of a flat ``val/`` and their labels from the ground truth; images it does not name are skipped."""
+    truth, source = ilsvrc.val_labels(data_dir)
+    index = {wnid: i for i, wnid in enumerate(wnids)}
+    items, labels, unnamed, foreign = [], [], 0, []
+    for path in image_files(val, skipped):
+        wnid = truth.get(path.stem)
+        if wnid is None:
+            unnamed += 1
+        elif wnid not in index:
+            foreign.append((path, wnid))
+        else:
+            items.append(path)
+            labels.append(index[wnid])
+    if foreign:
+        path, wnid = foreign[0]
+        raise UserError(
+            f"{source.name} gives {len(foreign)} images of {val} a class that train/ lacks (the first: {path.name} "
+            f"is {wnid}): complete train/ with those class folders, or check that {source.name} belongs to val/"
+        )
+    if unnamed and not items:
+        raise UserError(f"none of the {unnamed} images in {val} is named in {source}: check that it belongs to them")
+    if unnamed:
+        skipped["not in the ground truth"] += unnamed
+        log.warning("%d images in %s are not named in %s and are ignored", unnamed, val, source)
+    return items, labels
 
 
 def _torchvision(name: str, data_dir: str | None, download: bool) -> Samples:
@@ -267,6 +317,7 @@ SOURCES: dict[str, Callable[..., Samples]] = {
     "digits": digits,
     "catsdogs": catsdogs,
     "imagefolder": imagefolder,
+    "imagenet": imagenet,
     "mnist": mnist,
     "fashion_mnist": fashion_mnist,
     "cifar10": cifar10,

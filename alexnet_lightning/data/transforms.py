@@ -30,5 +30,5 @@ def train_transform(preset: str, size: int, channels: int, mean, std) -> v2.Tran
     )
 
 
-def eval_transform(size: int, mean, std) -> v2.Transform:
-    return v2.Compose([resize_center_crop(size), to_float(), normalize(mean, std)])
+def eval_transform(size: int, mean, std, crop_fraction: float = 1.0) -> v2.Transform:
+    return v2.Compose([resize_center_crop(size, crop_fraction), to_float(), normalize(mean, std)])
