@@ -50,7 +50,7 @@ PRESETS = {
         "num_workers": "auto",
         "val_fraction": 0.02,
         "test_fraction": 0.0,
-        "pipeline": "cpu",
+        "pipeline": "stream",
         "normalize": "imagenet",
     },
     "mnist": {"source": "mnist", "augment": "none", **TORCHVISION},
