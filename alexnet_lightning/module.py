@@ -14,8 +14,10 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.parsing import AttributeDict
+from lightning.pytorch.utilities.types import OptimizerConfig, OptimizerLRSchedulerConfig
 from torch import nn
-from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics import MaxMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from alexnet_lightning.errors import UserError
@@ -25,7 +27,7 @@ from alexnet_lightning.schedule import fit_schedule_to_run
 
 def accuracy_metrics(num_classes: int) -> MetricCollection:
     """Top-1 accuracy, and top-5 where there are at least five classes: training, eval and reports alike."""
-    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+    metrics: dict[str, Metric | MetricCollection] = {"acc": MulticlassAccuracy(num_classes, average="micro")}
     if num_classes >= 5:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
     return MetricCollection(metrics)
@@ -46,6 +48,8 @@ def model_option(cfg: dict[str, Any], key: str) -> Any:
 
 
 class AlexNetClassifier(L.LightningModule):
+    hparams: AttributeDict  # what save_hyperparameters() stores; Lightning declares any MutableMapping
+
     def __init__(
         self,
         model: dict[str, Any],
@@ -151,7 +155,7 @@ class AlexNetClassifier(L.LightningModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x).softmax(dim=1)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerConfig | OptimizerLRSchedulerConfig:
         opt_cfg = dict(self.hparams.optimizer)  # checked again by build_optimizer: tune may have set the lr
         weight_decay = opt_cfg.pop("weight_decay", 0.0)
         optimizer = build_optimizer(opt_cfg, weight_decay_groups(self, weight_decay))

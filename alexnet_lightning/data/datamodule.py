@@ -103,11 +103,12 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         if sizing.is_auto(num_workers):
             self.choices.append(sizing.workers())
             num_workers = self.choices[-1].value
+        assert not isinstance(num_workers, str)  # config.py allows no string but auto
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.normalize, self.augment = normalize, augment
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.samples: Samples | None = None
+        self._samples: Samples | None = None
         self.splits: dict[str, list[int]] = {}
         self.scan: Scan | None = None
         self.bad_files: dict[str, str] = {}
@@ -120,11 +121,18 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         self.cache: ImageCache | None = None
 
     @property
+    def samples(self) -> Samples:
+        """The data set's items and labels, once ``setup`` or ``load_samples`` has found them."""
+        if self._samples is None:
+            raise RuntimeError("call setup() or load_samples() first")
+        return self._samples
+
+    @property
     def classes(self) -> list[str]:
         return self.samples.classes
 
     def setup(self, stage: str | None = None) -> None:
-        if self.samples is None:
+        if self._samples is None:
             self.load_samples()
             if not (self.mean and self.std):
                 self.mean, self.std = self._stats()
@@ -136,8 +144,10 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
 
     def _build_cache(self) -> None:
         """Decode every image once into the cache; bad files it finds are excluded like the file check's."""
+        assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
         if sizing.is_auto(self.cache_size):  # twice the training size keeps crops sharp, as on the CPU path
             self.cache_size = max(self.image_size, min(256, 2 * self.image_size))
+        assert not isinstance(self.cache_size, str)
         self._check_cache_size()
         if self.cache_dir is None:
             raise UserError("data.pipeline=gpu keeps its image cache in data.cache_dir: set it (or use pipeline=cpu)")
@@ -159,10 +169,12 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             self.bad_files.update(self.cache.bad)
 
     def _check_cache_size(self) -> None:
+        assert not isinstance(self.cache_size, str) and not isinstance(self.image_size, str)  # both given, or sized
         if self.cache_size < self.image_size:
             raise UserError(f"data.cache_size={self.cache_size} is below data.image_size={self.image_size}: raise it")
 
     def _device_augment(self) -> DeviceAugment:
+        assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
         rank = self.trainer.global_rank if self.trainer is not None else 0
         bf16 = self.trainer is not None and str(self.trainer.precision).startswith("bf16")
         return DeviceAugment(
@@ -189,10 +201,11 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
                 samples = samples.subset([i for i, p in enumerate(samples.items) if str(p) not in self.bad_files])
         validate(samples, self.source, self.data_dir)
         self._size_to(samples)
+        assert not isinstance(self.image_size, str)
         if isinstance(samples.items[0], Path):
             # twice the training size keeps crops sharp; photos far larger than that decode at reduced scale
             samples.load = functools.partial(decode, min_size=2 * self.image_size)
-        self.samples = samples
+        self._samples = samples
         self.splits = self._split(samples)
         if not self.splits["val"]:
             raise UserError(
@@ -236,6 +249,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         return splits | {name: pos for name, pos in given.items() if name != "train" and pos}
 
     def _stats(self) -> tuple[list[float], list[float]]:
+        assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
         fixed = fixed_stats(self.normalize, self.channels)
         if fixed:
             return fixed
@@ -270,12 +284,16 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         write_atomic(out_dir / "bad_files.txt", format_bad_files(self.bad_files))
 
     def _dataset(self, split: str, transform: Callable) -> ImageDataset:
+        assert not isinstance(self.channels, str)  # load_samples sized it
         return ImageDataset(self.samples, self.splits.get(split, []), self.channels, transform)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader | DeviceBatches:
         """pipeline=cpu: decoded and transformed images. pipeline=gpu: uint8 batches of the cache, held whole
         on a single GPU, else read by a DataLoader (which DDP shards); on_after_batch_transfer augments them."""
+        assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
+        data: CachedImages | ImageDataset
         if self.pipeline == "gpu":
+            assert self.cache is not None  # setup built it
             data = CachedImages(self.cache, self.splits.get(split, []), self.samples.labels)
             trainer = self.trainer
             if trainer is not None and trainer.strategy.root_device.type == "cuda" and trainer.world_size == 1:
@@ -304,19 +322,19 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             return {"shuffle": True}
         return {"sampler": EpochShuffle(size, self.seed)}
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         if not self.splits.get("test"):
             log.warning("no test split (data.test_fraction=0 and no test folder): testing on the validation split")
             return self._loader("val")
         return self._loader("test")
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> DataLoader | DeviceBatches:
         return self.test_dataloader()
 
     def describe(self) -> dict[str, Any]:
