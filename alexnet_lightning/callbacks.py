@@ -103,7 +103,7 @@ class HParamsSummary(L.Callback):
 class AugmentedImageGrid(L.Callback):
     """At the start of training, show ``n`` training images as the model sees them (augmented).
 
-    With ``data.pipeline=gpu`` the data set holds cached uint8 images: the data module's device
+    With ``data.pipeline=cache`` the data set holds cached uint8 images: the data module's device
     augmenter turns them into what the model sees.
     """
 

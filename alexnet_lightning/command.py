@@ -14,6 +14,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from alexnet_lightning.distributed import leave_run_files_to_rank_zero
 from alexnet_lightning.errors import exit_on_user_error
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # a folder, not a package: console scripts find it too
@@ -25,7 +26,11 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any]) -> Callabl
     @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
     @exit_on_user_error
     @functools.wraps(run)  # Hydra names the job (train.log, eval.log) after the unwrapped function's module
-    def main(cfg: DictConfig) -> Any:
+    def hydra_main(cfg: DictConfig) -> Any:
         return run(cfg)
+
+    def main() -> Any:
+        leave_run_files_to_rank_zero()  # reads the environment torchrun or srun set; changes sys.argv for Hydra
+        return hydra_main()
 
     return main

@@ -5,6 +5,9 @@ unresolved ``run.dir`` pattern. Under ``-m`` that reruns the whole sweep in ever
 lightning-hydra-template #194), and a ``${now:...}`` run directory resolves to a new folder a second
 later (the extra run directories of #393). Rewriting the command line to this job's own overrides and
 pinning ``run.dir`` to the job's output directory makes every child join the job it belongs to.
+
+On several nodes torchrun or srun start every process, Lightning none: each one runs Hydra itself,
+and all but global rank 0 are told before Hydra starts to leave the run's files to rank 0.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from contextlib import contextmanager
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.fabric.plugins.environments import TorchElasticEnvironment
+from lightning.fabric.plugins.environments.slurm import _is_srun_used
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import read_write
 
@@ -55,3 +60,27 @@ def pin_ddp_children_to_this_job(trainer: L.Trainer) -> None:
     sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN", "hydra/job_logging=disabled"]
     with read_write(hydra_cfg):  # type: ignore[arg-type]  # HydraConfig.get() is a DictConfig typed as HydraConf
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+
+
+def launched_rank() -> int:
+    """The global rank torchrun or srun gave this process, read as Lightning's cluster environments read it; else 0.
+
+    0 also for the processes Lightning starts itself: they are pinned by ``pin_ddp_children_to_this_job``.
+    """
+    if TorchElasticEnvironment.detect():
+        return int(os.environ["RANK"])
+    if _is_srun_used():  # SLURM_NTASKS set and the job not named bash/interactive: Lightning's SLURMEnvironment
+        return int(os.environ["SLURM_PROCID"])
+    return 0
+
+
+def leave_run_files_to_rank_zero() -> None:
+    """Before Hydra starts: a process of rank > 0 that torchrun or srun started creates and writes nothing.
+
+    Hydra would give it a run directory of its own (on its node, or a second later under the default
+    ``${now:...}`` pattern) with ``.hydra/`` and ``train.log``, or write them into rank 0's. It points
+    Hydra at the working directory instead (which exists), saves no config and logs to the console
+    only; checkpoints and logs are rank 0's, and Lightning broadcasts rank 0's checkpoint directory.
+    """
+    if launched_rank() != 0:
+        sys.argv += ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled"]

@@ -102,7 +102,7 @@ def checkpoint_datamodule(
         "channels": predictor.channels,
         "mean": predictor.mean,
         "std": predictor.std,
-        "pipeline": "cpu",  # the loaders' float batches go to the model directly, without a trainer
+        "pipeline": "stream",  # the loaders' float batches go to the model directly, without a trainer
         "seed": seed,
         "num_workers": num_workers,
     }

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities.parsing import AttributeDict
 from lightning.pytorch.utilities.types import OptimizerConfig, OptimizerLRSchedulerConfig
 from torch import nn
-from torchmetrics import MaxMetric, Metric, MetricCollection
+from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from alexnet_lightning.errors import UserError
@@ -26,10 +26,16 @@ from alexnet_lightning.schedule import fit_schedule_to_run
 
 
 def accuracy_metrics(num_classes: int) -> MetricCollection:
-    """Top-1 accuracy, and top-5 where there are at least five classes: training, eval and reports alike."""
-    metrics: dict[str, Metric | MetricCollection] = {"acc": MulticlassAccuracy(num_classes, average="micro")}
+    """Top-1 accuracy, and top-5 where there are at least five classes: training, eval and reports alike.
+
+    Without torchmetrics' argument checks: they compare every batch's targets with the class count on the
+    host, a device synchronization per step on a GPU; the labels come from the data module's own checks.
+    """
+    metrics: dict[str, Metric | MetricCollection] = {
+        "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+    }
     if num_classes >= 5:
-        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)
     return MetricCollection(metrics)
 
 
@@ -83,6 +89,10 @@ class AlexNetClassifier(L.LightningModule):
         self.train_metrics = accuracy_metrics(len(class_names)).clone(prefix="train/")
         self.val_metrics = accuracy_metrics(len(class_names)).clone(prefix="val/")
         self.test_metrics = accuracy_metrics(len(class_names)).clone(prefix="test/")
+        # the epoch loss as a sum and a count synced over DDP processes: exact when they ran different numbers of
+        # images (validation and test), where Lightning's own mean of a logged tensor is not (its issue #21859);
+        # "disable" keeps a NaN loss in the epoch's value, as a plain mean would
+        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.val_acc_best = MaxMetric()
         self.restored_acc_best: float | None = None
 
@@ -113,18 +123,20 @@ class AlexNetClassifier(L.LightningModule):
         return self.net(x.contiguous(memory_format=self.memory_format))
 
     def _step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, stage: str
+        self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, mean_loss: MeanMetric, stage: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        losses = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing, reduction="none")
+        loss = losses.mean()
         metrics.update(logits, y)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        mean_loss.update(losses.detach())  # per image, unweighted: "disable" drops weights (torchmetrics #3434)
+        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss, logits
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, self.train_metrics, "train")[0]
+        return self._step(batch, self.train_metrics, self.train_loss, "train")[0]
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()  # forget the sanity check's accuracy, not the resumed run's best
@@ -141,14 +153,14 @@ class AlexNetClassifier(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """The logits go to callbacks (confusion matrix, misclassified images) through ``outputs``."""
-        return {"logits": self._step(batch, self.val_metrics, "val")[1].detach()}
+        return {"logits": self._step(batch, self.val_metrics, self.val_loss, "val")[1].detach()}
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best.update(self.val_metrics["acc"].compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.test_metrics, "test")
+        self._step(batch, self.test_metrics, self.test_loss, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Class probabilities for a batch of images (or an (images, labels) pair)."""

@@ -1,4 +1,4 @@
-"""Settings a user left at ``auto``, sized to the data: image size, input channels, stem, epochs, workers.
+"""Settings a user left at ``auto``, sized to the data: image size, input channels, stem, epochs, workers, data path.
 
 A user who points the template at a folder and sets nothing else gets a run fitted to that folder
 (benchmarks/RESULTS.md, "Defaults study", holds the evidence behind each rule). Every choice comes
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from alexnet_lightning.models.alexnet import min_input_size
@@ -81,6 +83,25 @@ def workers() -> Choice[int]:
     """One loader process per core this process may use (at most 8), so DataLoader never warns of too many."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return Choice("data.num_workers", min(8, cores), f"{cores} cores")
+
+
+def pipeline(cache_bytes: int, cache_dir: Path | None, built: bool = False) -> Choice[str]:
+    """The image cache wherever it has room: decoding once and augmenting whole batches is the faster
+    path on a GPU and on a CPU alike (benchmarks/RESULTS.md, "Throughput"); decoding every image every
+    epoch (``stream``) only without a cache folder or when the cache would fill its disk."""
+    if cache_dir is None:
+        return Choice("data.pipeline", "stream", "no data.cache_dir for an image cache")
+    size = f"{cache_bytes / 2**30:.1f} GB" if cache_bytes >= 2**30 else f"{max(1, round(cache_bytes / 2**20))} MB"
+    if built:
+        return Choice("data.pipeline", "cache", f"its {size} image cache is built")
+    folder = Path(cache_dir).expanduser().absolute()
+    while not folder.exists():  # the cache folder is made on first use: its disk is that of its nearest parent
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if cache_bytes > free // 2:
+        why = f"an image cache of {size} would take over half of the {free / 2**30:.1f} GB free there"
+        return Choice("data.pipeline", "stream", why)
+    return Choice("data.pipeline", "cache", f"images decoded once into a {size} cache, batches augmented in place")
 
 
 def network_minimum(layout: str, stem_name: str) -> int:

@@ -22,7 +22,7 @@ from alexnet_lightning.console import describe_checkpoints, print_config_tree, s
 from alexnet_lightning.data.datamodule import ImageDataModule
 from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.module import AlexNetClassifier
-from alexnet_lightning.sweep import record_run
+from alexnet_lightning.sweep import drop_resume_checkpoint, record_run
 from alexnet_lightning.tune import tune
 
 resolvers.register()
@@ -118,7 +118,9 @@ def resolve_auto(cfg: DictConfig, datamodule: Any) -> list[sizing.Choice]:
     choices = list(getattr(datamodule, "choices", []))
     with open_dict(cfg):
         cfg.data.image_size, cfg.model.in_channels = datamodule.image_size, datamodule.channels
-        cfg.data.num_workers = datamodule.num_workers
+        cfg.data.num_workers, cfg.data.pipeline = datamodule.num_workers, datamodule.pipeline
+        if datamodule.pipeline == "cache":
+            cfg.data.cache_size = datamodule.cache_size
         if sizing.is_auto(cfg.model.stem):
             choices.append(sizing.stem(cfg.model.layout, datamodule.image_size))
             cfg.model.stem = choices[-1].value
@@ -135,6 +137,8 @@ def run(cfg: DictConfig) -> float:
         print_config_tree(cfg)
     with record_run(cfg) as record:
         record.metrics = train(cfg)
+    if record.metrics:  # finished: a failed run keeps its last epoch, to look into
+        drop_resume_checkpoint(cfg)
     return record.objective
 
 

@@ -9,8 +9,8 @@ Parts, each in a child process with a time budget (printed; a part past it is st
 measured is kept, and the next part starts):
 
 - environment: versions, the device, a first CUDA operation;
-- throughput: throughput.py's rows on the GPU (model limit, seed-style PIL loop, template pipeline=cpu,
-  pipeline=gpu, the plain loop over the cache, nvJPEG decode, the data paths alone) at batch 256, 224 px,
+- throughput: throughput.py's rows on the GPU (model limit, seed-style PIL loop, template pipeline=stream,
+  pipeline=cache, the plain loop over the cache, nvJPEG decode, the data paths alone) at batch 256, 224 px,
   bf16 autocast + channels_last; the model limit also in fp32 and in bf16 without channels_last; and
   row 6, "default": the data module as ``dataset=catsdogs`` builds it with ``data.pipeline=auto`` (and the
   other auto settings), through the same Lightning loop;
@@ -80,7 +80,9 @@ PLAN: dict[str, tuple[float, float]] = {
 TINY_PLAN: dict[str, tuple[float, float]] = {name: (120, 10) for name in PLAN}
 RESERVE_S = 15  # for writing the results after the last part
 TRAIN_MARGIN_S = 30  # a training part's budget less its fit's max_time: data set-up before, the test after
-THROUGHPUT_ROWS = "limit,limit_fp32,limit_bf16,seed,cpu,gpu,plain,nvjpeg,default,data_seed,data_cpu,data_gpu"
+THROUGHPUT_ROWS = (
+    "limit,limit_fp32,limit_bf16,seed,stream,cache,plain,nvjpeg,default,default_plain,data_seed,data_stream,data_cache"
+)
 QUIET = ["callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]  # no progress bars in the logs
 RECIPES = {  # part: (experiment, what the rows call it)
     "mnist": ("mnist", f"MNIST, time to {TARGET} test accuracy (experiment=mnist, {{precision}})"),

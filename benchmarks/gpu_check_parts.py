@@ -6,9 +6,10 @@ every step, so a part stopped at the end of its time budget keeps what it had me
 
 - ``environment``: versions, the device, a first CUDA operation;
 - ``throughput``: the rows of throughput.py (its functions, one process, one device) plus the model
-  limit in fp32 and in bf16 without channels_last, and ``default``: the data module exactly as
-  ``dataset=catsdogs`` composes it with everything left at its default (``data.pipeline=auto``,
-  ``num_workers=auto``, ``cache_size=auto``), timed in the same Lightning loop as rows 3-5;
+  limit in fp32 and in bf16 without channels_last; ``default`` is the data module and Lightning set-up
+  exactly as ``dataset=catsdogs`` composes them with everything left at its default
+  (``data.pipeline=auto``, ``num_workers=auto``, ``cache_size=auto``, the trainer, callbacks and
+  logger), ``default_plain`` the same data in a plain loop;
 - ``train``: one run of ``python -m alexnet_lightning.train OVERRIDES`` in-process (the composed config,
   ``train(cfg)``), with ``EpochLog`` added to its callbacks: each validation's epoch, time and val/acc,
   and optionally the test split's accuracy, stopping the fit once that reaches a target.
@@ -42,10 +43,17 @@ from lightning.pytorch.callbacks import EarlyStopping, Timer
 from omegaconf import OmegaConf, open_dict
 from throughput import cpu_name
 from throughput_clock import Clock
-from throughput_loops import data_rate, model_limit, plain_loop, template_rate
-from throughput_paths import device_batches, kaggle_files, seed_loader, subset_folder, template_datamodule
+from throughput_loops import data_rate, default_rate, model_limit, plain_loop, template_rate
+from throughput_paths import (
+    default_config,
+    default_datamodule,
+    device_batches,
+    kaggle_files,
+    seed_loader,
+    subset_folder,
+    template_datamodule,
+)
 
-from alexnet_lightning import sizing
 from alexnet_lightning.config import compose_config
 from alexnet_lightning.train import train
 
@@ -151,14 +159,15 @@ ROW_LABELS = {
     "limit_fp32": "1a. model limit, fp32 and contiguous (no bf16 autocast, no channels_last)",
     "limit_bf16": "1b. model limit, bf16 autocast, contiguous (no channels_last)",
     "seed": "2. seed-style loop (PIL + seed002, DataLoader)",
-    "cpu": "3. template, data.pipeline=cpu",
-    "gpu": "4. template, data.pipeline=gpu (cache)",
+    "stream": "3. template, data.pipeline=stream",
+    "cache": "4. template, data.pipeline=cache",
     "plain": "4b. plain loop, same cache + DeviceAugment",
     "nvjpeg": "5. template, data.decode=nvjpeg (cache)",
-    "default": "6. template defaults (data.pipeline=auto)",
+    "default": "6. template defaults (data.pipeline=auto, trainer, callbacks, logger)",
+    "default_plain": "6b. plain loop, the default's data",
     "data_seed": "data alone: seed-style loader",
-    "data_cpu": "data alone: template cpu loader",
-    "data_gpu": "data alone: template gpu (cache + DeviceAugment)",
+    "data_stream": "data alone: template stream loader",
+    "data_cache": "data alone: template cache + DeviceAugment",
 }
 
 
@@ -186,43 +195,29 @@ def throughput(spec: dict[str, Any], rec: Recorder) -> None:
     def clock() -> Clock:
         return Clock(device, args.batch_size, args.warmup, args.steps, args.repeats)
 
+    default_cfg = Lazy(lambda: default_config(args, folder, work))
+
     def default_module():
         """The data module as ``python -m alexnet_lightning.train dataset=catsdogs`` builds it, defaults kept."""
-        overrides = [
-            "dataset=catsdogs",
-            f"data_dir={folder}",
-            f"data.image_size={args.image_size}",
-            f"data.batch_size={args.batch_size}",
-            "data.val_fraction=0.05",
-            "data.test_fraction=0.0",
-            "normalize=imagenet",
-            f"augment={args.augment}",
-            f"paths.cache_dir={work / 'default_cache'}",
-            f"seed={args.seed}",
-        ]
-        cfg = compose_config("config", work / "default_run", overrides)
-        smallest = sizing.network_minimum(cfg.model.layout, cfg.model.stem)
-        datamodule = hydra.utils.instantiate(cfg.data, min_image_size=smallest)
-        prepared(datamodule, "default: file check (+ cache build when it picks gpu)")
+        datamodule = prepared(default_datamodule(default_cfg.get()), "default: file check (+ cache build if picked)")
         picked = {
-            "overrides": overrides,
             "pipeline": datamodule.pipeline,
             "decode": datamodule.decode,
             "num_workers": datamodule.num_workers,
-            "cache_size": datamodule.cache_size if datamodule.pipeline == "gpu" else None,
+            "cache_size": datamodule.cache_size if datamodule.pipeline == "cache" else None,
         }
         rec.set(default=picked)
         return datamodule
 
-    cpu = Lazy(lambda: prepared(template_datamodule(args, folder, work / "cache", "cpu"), "cpu: file check"))
-    gpu = Lazy(
+    stream = Lazy(lambda: prepared(template_datamodule(args, folder, work / "cache", "stream"), "stream: file check"))
+    cache = Lazy(
         lambda: prepared(
-            template_datamodule(args, folder, work / "cache", "gpu"), f"gpu: cache build (PIL, {args.workers} threads)"
+            template_datamodule(args, folder, work / "cache", "cache"), f"cache: build (PIL, {args.workers} threads)"
         )
     )
     nvjpeg = Lazy(
         lambda: prepared(
-            template_datamodule(args, folder, work / "nvjpeg", "gpu", decoder="nvjpeg"), "nvjpeg: cache build"
+            template_datamodule(args, folder, work / "nvjpeg", "cache", decoder="nvjpeg"), "nvjpeg: cache build"
         )
     )
     default = Lazy(default_module)
@@ -232,25 +227,31 @@ def throughput(spec: dict[str, Any], rec: Recorder) -> None:
         raise NotImplementedError("not measured: needs CUDA")
 
     def plain_row() -> float:
-        batches = device_batches(gpu.get(), args, device)
-        return plain_loop(lambda: batches, device, clock(), augment=gpu.get().device_augment)
+        batches = device_batches(cache.get(), args, device)
+        return plain_loop(lambda: batches, device, clock(), augment=cache.get().device_augment)
 
-    def gpu_batches():
-        return device_batches(gpu.get(), args, device) if cuda else gpu.get().train_dataloader()
+    def default_plain_row() -> float:
+        loader = default.get().train_dataloader()
+        augment = default.get().device_augment if default.get().pipeline == "cache" else None
+        return plain_loop(lambda: loader, device, clock(), augment=augment)
+
+    def cache_batches():
+        return device_batches(cache.get(), args, device) if cuda else cache.get().train_dataloader()
 
     rows: dict[str, Callable[[], float]] = {
         "limit": lambda: model_limit(args, device, clock()),
         "limit_fp32": lambda: model_limit(args, device, clock(), bf16=False, channels_last=False),
         "limit_bf16": lambda: model_limit(args, device, clock(), bf16=True, channels_last=False),
         "seed": lambda: plain_loop(seed.get, device, clock()),
-        "cpu": lambda: template_rate(args, device, cpu.get(), clock()),
-        "gpu": lambda: template_rate(args, device, gpu.get(), clock()),
+        "stream": lambda: template_rate(args, device, stream.get(), clock()),
+        "cache": lambda: template_rate(args, device, cache.get(), clock()),
         "plain": plain_row,
         "nvjpeg": (lambda: template_rate(args, device, nvjpeg.get(), clock())) if cuda else needs_cuda,
-        "default": lambda: template_rate(args, device, default.get(), clock()),
+        "default": lambda: default_rate(args, device, default_cfg.get(), default.get(), clock()),
+        "default_plain": default_plain_row,
         "data_seed": lambda: data_rate(seed.get(), device, clock()),
-        "data_cpu": lambda: data_rate(cpu.get().train_dataloader(), device, clock()),
-        "data_gpu": lambda: data_rate(gpu_batches(), device, clock(), gpu.get().device_augment),
+        "data_stream": lambda: data_rate(stream.get().train_dataloader(), device, clock()),
+        "data_cache": lambda: data_rate(cache_batches(), device, clock(), cache.get().device_augment),
     }
     results: dict[str, dict[str, Any]] = {}
     for key in spec["rows"]:
@@ -271,7 +272,7 @@ def throughput(spec: dict[str, Any], rec: Recorder) -> None:
             traceback.print_exc()
             results[key] = {"label": label, "status": "error", "error": f"{type(e).__name__}: {e}"}
         results[key]["wall_s"] = round(time.perf_counter() - start, 2)
-        if key == "default" and default.value is not None:
+        if key in ("default", "default_plain") and default.value is not None:
             results[key]["label"] = f"{label}: picked pipeline={default.value.pipeline}"
         limit = results.get("limit", {}).get("images_per_s")
         for name, result in results.items():

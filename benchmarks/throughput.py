@@ -4,9 +4,13 @@ python benchmarks/throughput.py --data-dir ../shared/data/dogs-vs-cats/train --b
 
 Rows: (1) the model and fused AdamW alone on synthetic data already on the device; (2) the seed
 posts' loop: PIL + torchvision transforms (seed002's) in a DataLoader with all cores, plain PyTorch;
-(3) this template's CPU path in Lightning: decode + v2 preset in DataLoader workers; (4) its device
+(3) this template's stream path in Lightning: decode + v2 preset in DataLoader workers; (4) its cache
 path in Lightning: the uint8 cache (built beforehand, build time reported) + DeviceAugment in
-on_after_batch_transfer; (5) the same with the cache decoded by nvJPEG (CUDA only). Each row runs
+on_after_batch_transfer, (4b) that data in a plain loop; (5) the same with the cache decoded by
+nvJPEG (CUDA only); (6) the default: the data module and Lightning set-up (trainer, callbacks,
+logger) that ``python -m alexnet_lightning.train dataset=catsdogs`` builds, ``data.pipeline=auto``
+picking its path, and (6b) the same data in a plain loop, so 6 / 6b is the template's own overhead
+at its defaults. Each row runs
 ``warmup`` steps, then ``repeats`` windows of ``steps`` steps; it reports the median images/s.
 ``--epochs`` adds the cache's first-versus-second epoch comparison on the device path.
 
@@ -30,8 +34,17 @@ import torchvision
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from throughput_clock import Clock
-from throughput_loops import data_rate, epoch_comparison, model_limit, plain_loop, template_rate
-from throughput_paths import device_batches, kaggle_files, prepared, seed_loader, subset_folder, template_datamodule
+from throughput_loops import data_rate, default_rate, epoch_comparison, model_limit, plain_loop, template_rate
+from throughput_paths import (
+    default_config,
+    default_datamodule,
+    device_batches,
+    kaggle_files,
+    prepared,
+    seed_loader,
+    subset_folder,
+    template_datamodule,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = "1. model limit (synthetic data on the device)"
@@ -73,7 +86,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--rows", default="limit,seed,cpu,gpu,plain,nvjpeg,data", help="comma-separated subset")
+    rows = "limit,seed,stream,cache,plain,nvjpeg,default,default_plain,data"
+    parser.add_argument("--rows", default=rows, help="comma-separated subset")
     parser.add_argument("--epochs", action="store_true", help="also time epoch 1 (cache build + train) vs epoch 2")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -105,40 +119,54 @@ def main() -> None:
         if "seed" in rows:
             loader = seed_loader(args, device, paths, labels)
             results["2. seed-style loop (PIL + seed002, DataLoader)"] = plain_loop(lambda: loader, device, clock())
-        if {"cpu", "data"} & set(rows):
-            cpu = prepared(template_datamodule(args, folder, Path(tmp) / "cache", "cpu"), "file check")
-        if "cpu" in rows:
-            results["3. template, data.pipeline=cpu"] = template_rate(args, device, cpu, clock())
-        if {"gpu", "plain", "data"} & set(rows):
-            gpu = template_datamodule(args, folder, Path(tmp) / "cache", "gpu")
-            prepared(gpu, f"cache build (PIL, {args.workers} threads)")
-        if "gpu" in rows:
-            results["4. template, data.pipeline=gpu (cache)"] = template_rate(args, device, gpu, clock())
+        if {"stream", "data"} & set(rows):
+            stream = prepared(template_datamodule(args, folder, Path(tmp) / "cache", "stream"), "file check")
+        if "stream" in rows:
+            results["3. template, data.pipeline=stream"] = template_rate(args, device, stream, clock())
+        if {"cache", "plain", "data"} & set(rows):
+            cache = template_datamodule(args, folder, Path(tmp) / "cache", "cache")
+            prepared(cache, f"cache build (PIL, {args.workers} threads)")
+        if "cache" in rows:
+            results["4. template, data.pipeline=cache"] = template_rate(args, device, cache, clock())
         if "plain" in rows:
-            batches = device_batches(gpu, args, device)
+            batches = device_batches(cache, args, device)
             results["4b. plain loop, same cache + DeviceAugment"] = plain_loop(
-                lambda: batches, device, clock(), augment=gpu.device_augment
+                lambda: batches, device, clock(), augment=cache.device_augment
             )
         if "nvjpeg" in rows:
             if device.type != "cuda":
                 results["5. template, data.decode=nvjpeg"] = "not measured (needs CUDA)"
             else:
-                nvjpeg = template_datamodule(args, folder, Path(tmp) / "nvjpeg", "gpu", decoder="nvjpeg")
+                nvjpeg = template_datamodule(args, folder, Path(tmp) / "nvjpeg", "cache", decoder="nvjpeg")
                 prepared(nvjpeg, "cache build (nvJPEG)")
                 results["5. template, data.decode=nvjpeg (cache)"] = template_rate(args, device, nvjpeg, clock())
+        if {"default", "default_plain"} & set(rows):
+            cfg = default_config(args, folder, Path(tmp))
+            default = prepared(default_datamodule(cfg), "default: file check (+ cache build if it picks the cache)")
+            picked = f"data.pipeline={default.pipeline}, {default.num_workers} workers"
+        if "default" in rows:  # a Trainer needs the module's loaders and device augmentation as it set them up
+            results[f"6. default: the template's training set-up ({picked})"] = default_rate(
+                args, device, cfg, default, clock()
+            )
+        if "default_plain" in rows:
+            loader = default.train_dataloader()
+            augment = default.device_augment if default.pipeline == "cache" else None
+            results[f"6b. plain loop, the default's data ({picked})"] = plain_loop(
+                lambda: loader, device, clock(), augment=augment
+            )
         if "data" in rows:  # what each data path delivers when the model does not hold it back
-            gpu_batches = device_batches(gpu, args, device) if device.type == "cuda" else gpu.train_dataloader()
+            cache_batches = device_batches(cache, args, device) if device.type == "cuda" else cache.train_dataloader()
             loaders = {
                 "2. seed-style loader": (seed_loader(args, device, paths, labels), None),
-                "3. template cpu loader": (cpu.train_dataloader(), None),
-                "4. template gpu: cache + DeviceAugment": (gpu_batches, gpu.device_augment),
+                "3. template stream loader": (stream.train_dataloader(), None),
+                "4. template cache + DeviceAugment": (cache_batches, cache.device_augment),
             }
             for name, (batches, augment) in loaders.items():
                 data_only[name] = data_rate(batches, device, clock(), augment)
         if args.epochs:
             first, second = epoch_comparison(args, device, folder, Path(tmp) / "epochs")
             print(
-                f"pipeline=gpu epochs on {len(paths)} images: 1st (file check, cache build, train) {first:.1f} s, "
+                f"pipeline=cache epochs on {len(paths)} images: 1st (file check, cache build, train) {first:.1f} s, "
                 f"2nd (train) {second:.1f} s"
             )
 

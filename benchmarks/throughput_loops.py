@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import hydra
 import lightning as L
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 from throughput_clock import Clock, ClockCallback, EpochTimes
 from throughput_paths import CLASSES, MEAN, STD, template_datamodule
 
@@ -78,7 +80,8 @@ def data_rate(batches, device: torch.device, clock: Clock, augment: DeviceAugmen
     return clock.images_per_s()
 
 
-def lightning_fit(args, device: torch.device, datamodule: L.LightningDataModule, callbacks, **trainer_kw) -> None:
+def classifier(args, device: torch.device) -> AlexNetClassifier:
+    """The plain loops' network and optimizer as the template's LightningModule."""
     model = AlexNetClassifier(
         model={},  # build_alexnet's defaults: the network of the plain loops (torchvision layout, fc head)
         optimizer={"_target_": "torch.optim.AdamW", "lr": 1e-3, "weight_decay": 0.05, "fused": True},
@@ -91,6 +94,10 @@ def lightning_fit(args, device: torch.device, datamodule: L.LightningDataModule,
     )
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def lightning_fit(args, device: torch.device, datamodule: L.LightningDataModule, callbacks, **trainer_kw) -> None:
     trainer = L.Trainer(
         accelerator=device.type,
         devices=1,
@@ -104,7 +111,29 @@ def lightning_fit(args, device: torch.device, datamodule: L.LightningDataModule,
         callbacks=callbacks,
         **trainer_kw,
     )
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(classifier(args, device), datamodule=datamodule)
+
+
+def default_rate(args, device: torch.device, cfg: DictConfig, datamodule: L.LightningDataModule, clock: Clock) -> float:
+    """Lightning as ``python -m alexnet_lightning.train`` sets it up from ``cfg``: its trainer (precision,
+    logging interval, checkpoint I/O), every default callback (progress bar, checkpoints, the learning
+    watch, ...) and its logger, on the data module it builds; the network and optimizer of the other
+    rows, and no validation (the rows compare training steps)."""
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c and "_target_" in c]
+    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values() if c and "_target_" in c]
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        accelerator=device.type,
+        max_epochs=-1,
+        max_steps=clock.total,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[*callbacks, ClockCallback(clock)],
+        logger=loggers,
+    )
+    clock.tick()
+    trainer.fit(classifier(args, device), datamodule=datamodule)
+    return clock.images_per_s()
 
 
 def template_rate(args, device, datamodule, clock: Clock) -> float:
@@ -117,5 +146,5 @@ def epoch_comparison(args, device, folder: Path, cache_dir: Path) -> tuple[float
     """First epoch = file check + cache build + training, second = training only (fresh cache directory)."""
     times = EpochTimes()
     start = time.perf_counter()
-    lightning_fit(args, device, template_datamodule(args, folder, cache_dir, "gpu"), [times], max_epochs=2)
+    lightning_fit(args, device, template_datamodule(args, folder, cache_dir, "cache"), [times], max_epochs=2)
     return times.ends[0] - start, times.ends[1] - times.ends[0]

@@ -6,11 +6,15 @@ import sys
 import time
 from pathlib import Path
 
+import hydra
 import torch
+from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as tv1
 
+from alexnet_lightning import sizing
+from alexnet_lightning.config import compose_config
 from alexnet_lightning.data.cache import CachedImages, DeviceBatches
 from alexnet_lightning.data.datamodule import ImageDataModule
 
@@ -79,7 +83,7 @@ def template_datamodule(args, folder: Path, cache_dir: Path, pipeline: str, deco
         options={"classes": CLASSES},
         image_size=args.image_size,
         batch_size=args.batch_size,
-        num_workers=args.workers if pipeline == "cpu" else min(args.workers, 4),
+        num_workers=args.workers if pipeline == "stream" else min(args.workers, 4),
         val_fraction=0.05,
         test_fraction=0.0,
         seed=args.seed,
@@ -93,7 +97,7 @@ def template_datamodule(args, folder: Path, cache_dir: Path, pipeline: str, deco
 
 
 def prepared(datamodule: ImageDataModule, what: str) -> ImageDataModule:
-    """Run setup (file check, and for pipeline=gpu the cache build) outside the timed steps; report its time."""
+    """Run setup (file check, and for pipeline=cache the cache build) outside the timed steps; report its time."""
     start = time.perf_counter()
     datamodule.setup("fit")
     print(f"{what}: {time.perf_counter() - start:.1f} s")
@@ -104,3 +108,28 @@ def device_batches(datamodule: ImageDataModule, args, device: torch.device) -> D
     """The training split of the cache held on the device, as the template serves it on one GPU."""
     data = CachedImages(datamodule.cache, datamodule.splits["train"], datamodule.samples.labels)
     return DeviceBatches(data, args.batch_size, device, drop_last=True, seed=args.seed)
+
+
+def default_config(args, folder: Path, work: Path) -> DictConfig:
+    """``python -m alexnet_lightning.train dataset=catsdogs data_dir=FOLDER`` with the benchmark's size,
+    batch and augmentation, everything else (``data.pipeline=auto``, workers, trainer, callbacks,
+    logger) left at the template's defaults."""
+    overrides = [
+        "dataset=catsdogs",
+        f"data_dir={folder}",
+        f"data.image_size={args.image_size}",
+        f"data.batch_size={args.batch_size}",
+        "data.val_fraction=0.05",
+        "data.test_fraction=0.0",
+        "normalize=imagenet",
+        f"augment={args.augment}",
+        f"paths.cache_dir={work / 'default_cache'}",
+        f"seed={args.seed}",
+    ]
+    return compose_config("config", work / "default_run", overrides)
+
+
+def default_datamodule(cfg: DictConfig) -> ImageDataModule:
+    """The data module as the training command builds it from ``cfg`` (not yet set up)."""
+    smallest = sizing.network_minimum(cfg.model.layout, cfg.model.stem)
+    return hydra.utils.instantiate(cfg.data, min_image_size=smallest)

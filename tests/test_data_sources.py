@@ -216,10 +216,10 @@ def test_data_module_pickles_after_setup(source: str, tmp_path: Path) -> None:
     pickle.dumps(copy.train_dataloader().dataset)
 
 
-def test_data_module_with_the_gpu_pipeline_pickles_after_setup(tmp_path: Path) -> None:
-    """pipeline=gpu holds the image cache and the device augmenter: plain data too (built here on the CPU)."""
+def test_data_module_with_the_cache_pipeline_pickles_after_setup(tmp_path: Path) -> None:
+    """pipeline=cache holds the image cache and the device augmenter: plain data too (built here on the CPU)."""
     dm = ImageDataModule(
-        "digits", image_size=16, channels=1, normalize="half", pipeline="gpu", cache_size=16, cache_dir=str(tmp_path)
+        "digits", image_size=16, channels=1, normalize="half", pipeline="cache", cache_size=16, cache_dir=str(tmp_path)
     )
     dm.setup("fit")
     copy = pickle.loads(pickle.dumps(dm))

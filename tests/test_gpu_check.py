@@ -38,7 +38,7 @@ def test_tiny_check_runs_every_part_and_writes_the_json_and_the_markdown_rows(tm
     rows = report["parts"]["throughput"]["result"]["rows"]
     assert list(rows) == ROWS
     assert {k: r["status"] for k, r in rows.items() if r["status"] != "ok"} == {"nvjpeg": "n/a"}  # no CUDA here
-    assert "picked pipeline=cpu" in rows["default"]["label"]
+    assert "picked pipeline=cache" in rows["default"]["label"]
     assert rows["limit"]["of_limit"] == 1.0 and "of_limit" not in rows["data_seed"]
 
     for name in ("mnist", "catsdogs", "catsdogs_best"):

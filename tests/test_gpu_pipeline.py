@@ -1,4 +1,4 @@
-"""data.pipeline=gpu inside the template: cache, device augmentation, Lightning fit; on CPU tensors here."""
+"""data.pipeline=cache inside the template: cache, device augmentation, Lightning fit; on CPU tensors here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 from fixtures import make_bad_files, make_catsdogs_folder
 
+from alexnet_lightning import sizing
 from alexnet_lightning.data.cache import DeviceBatches
 from alexnet_lightning.data.datamodule import ImageDataModule
 from alexnet_lightning.errors import UserError
@@ -25,7 +26,7 @@ def _catsdogs(root: Path, cache: Path, **kwargs) -> ImageDataModule:
         test_fraction=0.0,
         augment="moderate",
         cache_dir=str(cache),
-        pipeline="gpu",
+        pipeline="cache",
         cache_size=40,
         **kwargs,
     )
@@ -62,15 +63,49 @@ def test_bad_files_are_excluded_as_in_the_cpu_path(tmp_path: Path) -> None:
 
 
 def test_unknown_pipeline_and_small_cache_are_user_errors(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"data\.pipeline='tpu' is unknown: use auto, cpu or gpu"):
+    with pytest.raises(UserError, match=r"data\.pipeline='tpu' is unknown: use auto, cache, stream"):
         ImageDataModule("digits", pipeline="tpu")
     with pytest.raises(UserError, match=r"data\.cache_size=64 is below data\.image_size=72: raise it"):
-        ImageDataModule("digits", image_size=72, pipeline="gpu", cache_size=64)
-    assert ImageDataModule("digits", pipeline="auto").pipeline == ("gpu" if torch.cuda.is_available() else "cpu")
+        ImageDataModule("digits", image_size=72, pipeline="cache", cache_size=64)
+    assert [ImageDataModule("digits", pipeline=old).pipeline for old in ("gpu", "cpu")] == ["cache", "stream"]
+
+
+def test_auto_picks_the_cache_where_it_has_room_and_says_so(tmp_path: Path) -> None:
+    dm = ImageDataModule(
+        "digits",
+        image_size=64,
+        channels=1,
+        normalize="half",
+        pipeline="auto",
+        cache_size="auto",
+        cache_dir=str(tmp_path),
+    )
+    assert dm.pipeline == "auto", "decided in setup, once the images are counted"
+    dm.setup("fit")
+    assert dm.pipeline == "cache" and dm.cache is not None and dm.cache_size == 128
+    assert str(dm.choices[-1]) == (
+        "data.pipeline=cache (images decoded once into a 28 MB cache, batches augmented in place)"
+    )  # 1,797 digits x 128 x 128 x 1 byte
+    again = ImageDataModule(
+        "digits",
+        image_size=64,
+        channels=1,
+        normalize="half",
+        pipeline="auto",
+        cache_size="auto",
+        cache_dir=str(tmp_path),
+    )
+    again.setup("fit")
+    assert str(again.choices[-1]) == "data.pipeline=cache (its 28 MB image cache is built)"
+    nowhere = ImageDataModule("digits", image_size=64, channels=1, normalize="half", pipeline="auto", cache_size="auto")
+    nowhere.setup("fit")
+    assert nowhere.pipeline == "stream" and str(nowhere.choices[-1]).endswith("(no data.cache_dir for an image cache)")
+    full = sizing.pipeline(10 * 2**40, tmp_path / "not" / "made" / "yet")
+    assert full.value == "stream" and full.why.startswith("an image cache of 10240.0 GB would take over half of the")
 
 
 def test_device_batches_are_used_on_a_single_gpu_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    dm = ImageDataModule("digits", image_size=72, pipeline="gpu", cache_size=72, cache_dir=str(tmp_path))
+    dm = ImageDataModule("digits", image_size=72, pipeline="cache", cache_size=72, cache_dir=str(tmp_path))
     dm.setup("fit")
     assert isinstance(dm.train_dataloader(), torch.utils.data.DataLoader)  # no trainer, or a CPU one
 
@@ -91,7 +126,7 @@ def test_device_batches_are_used_on_a_single_gpu_only(tmp_path: Path, monkeypatc
 def test_both_pipelines_learn_digits_equally(make_cfg, tmp_path: Path) -> None:
     """Same seed and epochs: the device path reaches the CPU path's accuracy (within noise)."""
     results = {}
-    for pipeline in ("cpu", "gpu"):
+    for pipeline in ("stream", "cache"):
         cfg = make_cfg(
             f"data.pipeline={pipeline}",
             f"paths.cache_dir={tmp_path / 'cache'}",
@@ -101,5 +136,5 @@ def test_both_pipelines_learn_digits_equally(make_cfg, tmp_path: Path) -> None:
         cfg.paths.output_dir = str(tmp_path / pipeline)
         results[pipeline] = train(cfg)["test/acc"]
     print("test/acc by pipeline:", results)
-    assert results["cpu"] >= 0.85 and results["gpu"] >= 0.85, results
-    assert abs(results["cpu"] - results["gpu"]) <= 0.05, results
+    assert results["stream"] >= 0.85 and results["cache"] >= 0.85, results
+    assert abs(results["stream"] - results["cache"]) <= 0.05, results

@@ -53,6 +53,16 @@ def test_grid_sweep_summarizes_every_run_and_survives_a_failing_one(tmp_path: Pa
     assert "Best run: **0**" in (sweep / "summary.md").read_text()
 
 
+def test_a_finished_sweep_run_keeps_best_ckpt_and_drops_last_unless_asked(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    short = ("trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "test=false")
+    args = ("-m", "sweep_keeps_last=false,true", *short, "logger=csv", "callbacks.progress_bar=null")
+    result = run_cli("alexnet_lightning.train", *args, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (sweep / "0/checkpoints/best.ckpt").is_file() and not (sweep / "0/checkpoints/last.ckpt").exists()
+    assert (sweep / "1/checkpoints/best.ckpt").is_file() and (sweep / "1/checkpoints/last.ckpt").is_file()
+
+
 @pytest.mark.slow
 def test_optuna_search_is_seeded_and_reports_best_params(tmp_path: Path) -> None:
     sweep = tmp_path / "optuna"

@@ -57,6 +57,16 @@ class ImageCache:
         return np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, self.channels, self.size, self.size))
 
 
+def cache_key(items: Sequence[Any], size: int, channels: int, identity: Sequence[Any] = ()) -> str:
+    return fingerprint(items, "image-cache", CACHE_FORMAT, size, channels, *identity)
+
+
+def cache_files(cache_dir: str | Path, key: str) -> tuple[Path, Path]:
+    """The image file and its metadata (written last: a cache is built when both exist)."""
+    cache_dir = Path(cache_dir).expanduser()
+    return cache_dir / f"images-{key}.u8", cache_dir / f"images-{key}.json"
+
+
 def _fit(image: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     # decode() converts files; loaders of in-memory data sets may not
     return TF.resize(to_channels(image, channels), [size, size], antialias=True)
@@ -77,20 +87,20 @@ def build_cache(
     workers: int | None = None,
     progress: bool = True,
     identity: Sequence[Any] = (),
+    key: str | None = None,
 ) -> ImageCache:
     """Decode ``items`` (image paths, or anything ``load`` turns into a uint8 CxHxW tensor) into a cache.
 
     Decoding runs in threads (PIL and torch release the GIL while they work); ``decoder=nvjpeg``
     decodes JPEG files on the GPU in batches instead. ``identity`` (e.g. the source and folder)
-    joins the key, so that data sets whose items are plain indices never share a cache.
+    joins the key, so that data sets whose items are plain indices never share a cache; ``key``:
+    cache_key's value, when the caller has it already.
     """
     if decoder not in DECODERS:
         raise UserError(f"data.decode={decoder!r} is unknown: use one of {', '.join(DECODERS)}")
     if decoder == "nvjpeg" and not torch.cuda.is_available():
         raise UserError("data.decode=nvjpeg needs a CUDA GPU and none is visible: use data.decode=pil")
-    key = fingerprint(items, "image-cache", CACHE_FORMAT, size, channels, *identity)
-    cache_dir = Path(cache_dir).expanduser()
-    path, meta_path = cache_dir / f"images-{key}.u8", cache_dir / f"images-{key}.json"
+    path, meta_path = cache_files(cache_dir, key or cache_key(items, size, channels, identity))
     built = _load_built(path, meta_path, len(items), channels, size)
     if built is not None:
         return built
@@ -202,27 +212,36 @@ class CachedImages(Dataset):
     """(uint8 CxSxS image, label, original (height, width)) for some items of a cache.
 
     The size triple lets the device path crop in original-pixel units (see device_augment.py). Items whose
-    file was bad are skipped (build_cache reported them). The memmap is opened lazily in each
-    DataLoader worker, so pickling the data set never copies the images.
+    file was bad are skipped (build_cache reported them). Rows are read with ``pread`` rather than
+    through a memory map: the pages a map touches count towards the process's memory (PSS) for as
+    long as they stay mapped, so an epoch over a large cache would look like, and be accounted as, a
+    process holding all of it. The file is opened lazily in each DataLoader worker.
     """
 
     def __init__(self, cache: ImageCache, positions: Sequence[int], labels: Sequence[int]) -> None:
         self.cache = cache
         self.rows = [int(cache.rows[p]) for p in positions if cache.rows[p] >= 0]
         self.labels = [int(labels[p]) for p in positions if cache.rows[p] >= 0]
-        self._images: np.memmap | None = None
+        self._fd: int | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
-        if self._images is None:
-            self._images = self.cache.images()
+        if self._fd is None:
+            self._fd = os.open(self.cache.path, os.O_RDONLY)
         row = self.rows[i]
-        return torch.from_numpy(np.array(self._images[row])), self.labels[i], torch.from_numpy(self.cache.sizes[row])
+        image = np.empty((self.cache.channels, self.cache.size, self.cache.size), dtype=np.uint8)
+        if os.preadv(self._fd, [image], row * image.nbytes) != image.nbytes:  # type: ignore[list-item]  # numpy types ndarray as a Buffer only for Python >= 3.12
+            raise UserError(f"image cache {self.cache.path} is shorter than its metadata: delete it (make clean-cache)")
+        return torch.from_numpy(image), self.labels[i], torch.from_numpy(self.cache.sizes[row])
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_images": None}
+        return {**self.__dict__, "_fd": None}
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 class DeviceBatches:

@@ -10,13 +10,22 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from alexnet_lightning import sizing
 from alexnet_lightning.atomic import write_atomic
 from alexnet_lightning.data import transforms as T
-from alexnet_lightning.data.cache import DECODERS, CachedImages, DeviceBatches, ImageCache, build_cache
+from alexnet_lightning.data.cache import (
+    DECODERS,
+    CachedImages,
+    DeviceBatches,
+    ImageCache,
+    build_cache,
+    cache_files,
+    cache_key,
+)
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
 from alexnet_lightning.data.decode import decode, to_channels
 from alexnet_lightning.data.device_augment import DeviceAugment, DeviceAugmentMixin
@@ -30,6 +39,8 @@ from alexnet_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+PIPELINES = ("auto", "cache", "stream")
+OLD_PIPELINE_NAMES = {"gpu": "cache", "cpu": "stream"}  # from before the CPU could take the cache path too
 
 
 class ImageDataset(Dataset):
@@ -56,10 +67,11 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     ``options`` go to the source (e.g. ``test_dir`` for catsdogs, ``download`` for mnist).
     ``cache_dir`` keeps the file check, the statistics and the image cache between runs.
 
-    ``pipeline``: ``cpu`` decodes and augments each image in DataLoader workers (v2 transforms);
-    ``gpu`` decodes every image once into a ``cache_size`` px uint8 cache and augments whole
-    batches on the device in ``on_after_batch_transfer`` (device_augment.py); ``auto`` is ``gpu``
-    when a CUDA device is present. ``decode=nvjpeg`` builds that cache on the GPU.
+    ``pipeline``: ``stream`` decodes and augments each image in DataLoader workers, every epoch (v2
+    transforms); ``cache`` decodes every image once into a ``cache_size`` px uint8 cache and augments
+    whole batches on the training device in ``on_after_batch_transfer`` (device_augment.py), a GPU or
+    the CPU; ``auto`` picks ``cache`` where it fits on disk (sizing.pipeline). ``decode=nvjpeg``
+    builds that cache on the GPU.
     """
 
     def __init__(
@@ -79,7 +91,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         cache_dir: str | None = None,
         mean: list[float] | None = None,
         std: list[float] | None = None,
-        pipeline: str = "cpu",
+        pipeline: str = "stream",
         decode: str = "pil",
         cache_size: int | str = 256,
         min_image_size: int = 64,
@@ -91,8 +103,9 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         augment = preset_name(augment)
         if channels not in (1, 3) and not sizing.is_auto(channels):
             raise UserError(f"model.in_channels={channels} is not supported: use 1 or 3")
-        if pipeline not in ("auto", "cpu", "gpu"):
-            raise UserError(f"data.pipeline={pipeline!r} is unknown: use auto, cpu or gpu")
+        pipeline = OLD_PIPELINE_NAMES.get(pipeline, pipeline)
+        if pipeline not in PIPELINES:
+            raise UserError(f"data.pipeline={pipeline!r} is unknown: use {', '.join(PIPELINES)}")
         if decode not in DECODERS:
             raise UserError(f"data.decode={decode!r} is unknown: use one of {', '.join(DECODERS)}")
         self.source, self.data_dir, self.options = source, data_dir, dict(options or {})
@@ -114,9 +127,10 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         self.bad_files: dict[str, str] = {}
         self.mean: list[float] = list(mean or [])  # given by a checkpoint (eval): not recomputed
         self.std: list[float] = list(std or [])
-        self.pipeline = ("gpu" if torch.cuda.is_available() else "cpu") if pipeline == "auto" else pipeline
+        self.pipeline = pipeline
+        """``auto`` until setup() picks one for the data (then also in ``choices``)."""
         self.decode, self.cache_size = decode, cache_size
-        if self.pipeline == "gpu" and not any(map(sizing.is_auto, (cache_size, image_size))):
+        if self.pipeline == "cache" and not any(map(sizing.is_auto, (cache_size, image_size))):
             self._check_cache_size()
         self.cache: ImageCache | None = None
 
@@ -137,20 +151,45 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             if not (self.mean and self.std):
                 self.mean, self.std = self._stats()
             log.info("normalization (%s): mean=%s std=%s", self.normalize, _rounded(self.mean), _rounded(self.std))
-        if self.pipeline == "gpu":
+        if self.pipeline == "auto":
+            self._pick_pipeline()
+        if self.pipeline == "cache":
             if self.cache is None:
                 self._build_cache()
             self.device_augment = self._device_augment()  # again per trainer: its rank and precision
 
-    def _build_cache(self) -> None:
-        """Decode every image once into the cache; bad files it finds are excluded like the file check's."""
-        assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
-        if sizing.is_auto(self.cache_size):  # twice the training size keeps crops sharp, as on the CPU path
+    def _resolve_cache_size(self) -> None:
+        assert not isinstance(self.image_size, str)  # load_samples sized it
+        if sizing.is_auto(self.cache_size):  # twice the training size keeps crops sharp, as on the stream path
             self.cache_size = max(self.image_size, min(256, 2 * self.image_size))
         assert not isinstance(self.cache_size, str)
         self._check_cache_size()
+
+    def _pick_pipeline(self) -> None:
+        """``auto``: the image cache unless it has no room (sizing.pipeline), said with the other choices."""
+        self._resolve_cache_size()
+        assert not isinstance(self.cache_size, str) and not isinstance(self.channels, str)  # resolved above
+        built = self.cache_dir is not None and all(
+            f.is_file() for f in cache_files(self.cache_dir / "images", self.image_cache_key)
+        )
+        rows = len(self.samples.items)
+        self.choices.append(sizing.pipeline(rows * self.channels * self.cache_size**2, self.cache_dir, built))
+        self.pipeline = self.choices[-1].value
+
+    @functools.cached_property
+    def image_cache_key(self) -> str:
+        """The image cache's key (a stat of every file: computed once, after cache_size is resolved)."""
+        assert not isinstance(self.cache_size, str) and not isinstance(self.channels, str)  # resolved by then
+        return cache_key(self.samples.items, self.cache_size, self.channels, (self.source, str(self.data_dir)))
+
+    def _build_cache(self) -> None:
+        """Decode every image once into the cache; bad files it finds are excluded like the file check's."""
+        self._resolve_cache_size()
+        assert not isinstance(self.cache_size, str) and not isinstance(self.channels, str)  # resolved above
         if self.cache_dir is None:
-            raise UserError("data.pipeline=gpu keeps its image cache in data.cache_dir: set it (or use pipeline=cpu)")
+            raise UserError(
+                "data.pipeline=cache keeps its image cache in data.cache_dir: set it (or use data.pipeline=stream)"
+            )
         load = self.samples.load
         if isinstance(self.samples.items[0], Path):  # files: decode at reduced scale down to the cache size
             load = functools.partial(decode, channels=self.channels, min_size=self.cache_size)
@@ -162,7 +201,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             load=load,
             decoder=self.decode,
             progress=self.trainer is None or self.trainer.is_global_zero,
-            identity=(self.source, str(self.data_dir)),
+            key=self.image_cache_key,
         )
         if self.cache.bad:
             log.warning("%d more bad image files excluded by the image cache: %s", len(self.cache.bad), self.cache.bad)
@@ -288,11 +327,11 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         return ImageDataset(self.samples, self.splits.get(split, []), self.channels, transform)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader | DeviceBatches:
-        """pipeline=cpu: decoded and transformed images. pipeline=gpu: uint8 batches of the cache, held whole
-        on a single GPU, else read by a DataLoader (which DDP shards); on_after_batch_transfer augments them."""
+        """pipeline=stream: decoded and transformed images. pipeline=cache: uint8 batches of the cache, held
+        whole on a single GPU, else read by a DataLoader (which DDP shards); on_after_batch_transfer augments them."""
         assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
         data: CachedImages | ImageDataset
-        if self.pipeline == "gpu":
+        if self.pipeline == "cache":
             assert self.cache is not None  # setup built it
             data = CachedImages(self.cache, self.splits.get(split, []), self.samples.labels)
             trainer = self.trainer
@@ -307,20 +346,28 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         return DataLoader(
             data,
             batch_size=self.batch_size,
-            **self._order(len(data), train),
+            **self._order(data, train),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
-    def _order(self, size: int, train: bool) -> dict[str, Any]:
+    def _order(self, data: CachedImages | ImageDataset, train: bool) -> dict[str, Any]:
         """Training order: EpochShuffle in one process; under DDP Lightning's DistributedSampler, seeded and
-        set to the epoch in the same way, replaces a plain shuffle."""
-        if not train:
-            return {"shuffle": False}
-        if self.trainer is not None and self.trainer.world_size > 1:
-            return {"shuffle": True}
-        return {"sampler": EpochShuffle(size, self.seed)}
+        set to the epoch in the same way, replaces a plain shuffle.
+
+        Validation and test under DDP: each image on exactly one process. Lightning's DistributedSampler
+        would pad the split to a multiple of the processes with repeated images, counted twice in the
+        synced metrics (test/acc over 180 of 179 digits on 2 processes); a process may then run one batch
+        fewer, which evaluation allows. A split smaller than the number of processes keeps the padding:
+        a process without a batch would hang the others.
+        """
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if train:
+            return {"shuffle": True} if world > 1 else {"sampler": EpochShuffle(len(data), self.seed)}
+        if self.trainer is not None and 1 < world <= len(data):  # world > 1: there is a trainer
+            return {"sampler": UnrepeatedDistributedSampler(data, world, self.trainer.global_rank, shuffle=False)}
+        return {"shuffle": False}
 
     def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("train", train=True)
