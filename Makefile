@@ -36,16 +36,17 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 		echo "chromium not installed: the browser test will skip"
 
+# The pre-commit hooks (.pre-commit-config.yaml) on every tracked file, with .venv's tools first on PATH, then mypy.
 lint: install
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files
+	$(PY) -m mypy
 
 # Every run under outputs/: training (train/), sweeps (sweep/), evaluations (eval/), ...
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir outputs
 
 clean:
-	rm -rf outputs multirun lightning_logs .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf outputs multirun lightning_logs .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 # The next run decodes the images and computes the statistics again.

@@ -25,12 +25,13 @@ from torch import nn
 from alexnet_lightning import plots
 from alexnet_lightning.features import conv_activations, device_of
 from alexnet_lightning.inference import Predictor
+from alexnet_lightning.models.alexnet import AlexNet
 
 OCCLUSION_STEPS = 16  # the occluding square is 4/16 of the image side and moves by 1/16: 13x13 positions
 ALPHA = 0.5  # share of the heatmap's colour in an overlay
 
 
-def gradcam(net: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def gradcam(net: AlexNet, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Grad-CAM of class ``targets[i]`` for image ``x[i]`` on the last conv layer, upsampled: N x H x W, >= 0."""
     device = device_of(net)
     maps = LayerGradCam(net, conv_activations(net)[-1]).attribute(
@@ -112,11 +113,12 @@ def attribution_figure(
         for row, shown in enumerate(overlays(predictor, x, predicted, method)):
             cells[row, 1 + m] = (shown, f"{TITLES[method]}\npredicted: {classes[predicted[row]]}")
             if right[row]:
-                cells[row, 3 + m] = (shown, f"{TITLES[method]}\ntrue: {classes[true[row]]} (right)")
+                cells[row, 3 + m] = (shown, f"{TITLES[method]}\ntrue: {classes[predicted[row]]} (right)")
         if wrong:
             targets = torch.tensor([true[i] for i in wrong])
-            for row, shown in zip(wrong, overlays(predictor, x[wrong], targets, method), strict=True):
-                cells[row, 3 + m] = (shown, f"{TITLES[method]}\ntrue: {classes[true[row]]}")
+            shown_wrong = overlays(predictor, x[wrong], targets, method)
+            for row, target, shown in zip(wrong, targets.tolist(), shown_wrong, strict=True):
+                cells[row, 3 + m] = (shown, f"{TITLES[method]}\ntrue: {classes[target]}")
     width = 3 if all(t is None for t in true) else 5
     blank = (torch.ones(3, *x.shape[-2:]), "true class unknown")
     grid = [cells.get((row, column), blank) for row in range(len(x)) for column in range(width)]

@@ -37,7 +37,7 @@ def _tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
 
 def _denormalize(x: torch.Tensor, module: L.LightningModule) -> torch.Tensor:
     """Back to [0, 1] for display, using the statistics the checkpoint carries."""
-    return plots.denormalize(x.float(), module.hparams.mean, module.hparams.std)
+    return plots.denormalize(x.float(), module.hparams["mean"], module.hparams["std"])
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -91,7 +91,7 @@ class HParamsSummary(L.Callback):
         params: dict[str, Any] = {}
         keep = ("model", "optimizer", "scheduler", "label_smoothing", "image_size")
         _flatten("", {k: v for k, v in pl_module.hparams.items() if k in keep}, params)
-        datamodule = trainer.datamodule
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning, undeclared
         for key in ("batch_size", "augment", "normalize"):
             if hasattr(datamodule, key):
                 params[f"data.{key}"] = getattr(datamodule, key)
@@ -120,7 +120,7 @@ class AugmentedImageGrid(L.Callback):
         with torch.random.fork_rng(devices=[]):  # leave the training's random stream as it was
             samples = [dataset[i] for i in range(min(self.n, len(dataset)))]
         images = torch.stack([s[0] for s in samples])
-        augment = getattr(trainer.datamodule, "device_augment", None)
+        augment = getattr(trainer.datamodule, "device_augment", None)  # type: ignore[attr-defined]  # set by Lightning, undeclared
         if augment is not None:
             sizes = torch.stack([s[2] for s in samples]) if len(samples[0]) == 3 else None
             images = augment(images.to(pl_module.device), train=True, sizes=sizes)
@@ -137,7 +137,7 @@ class ValidationImages(L.Callback):
         self.wrong: list[tuple[torch.Tensor, int, int]] = []
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        n = len(pl_module.hparams.class_names)
+        n = len(pl_module.hparams["class_names"])
         if self.confusion is None:
             self.confusion = MulticlassConfusionMatrix(n).to(pl_module.device)
         self.confusion.reset()
@@ -150,16 +150,18 @@ class ValidationImages(L.Callback):
             return
         x, y = batch
         pred = outputs["logits"].argmax(dim=1)
+        assert self.confusion is not None  # on_validation_epoch_start made it
         self.confusion.update(pred, y)
         for i in torch.nonzero(pred != y).flatten().tolist()[: self.n_misclassified - len(self.wrong)]:
             self.wrong.append((x[i].detach().cpu(), int(y[i]), int(pred[i])))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert self.confusion is not None
         matrix = self.confusion.compute().cpu()  # summed over all DDP ranks
         tb = _tensorboard(trainer)
         if trainer.sanity_checking or tb is None or trainer.global_rank != 0:
             return
-        names = list(pl_module.hparams.class_names)
+        names = list(pl_module.hparams["class_names"])
         tb.experiment.add_figure("val/confusion_matrix", plots.confusion(matrix.numpy(), names), trainer.global_step)
         if self.wrong:
             images = [_denormalize(image[None], pl_module)[0] for image, _, _ in self.wrong]
@@ -200,7 +202,7 @@ class RandomStateCheckpoint(L.Callback):
         return {
             "torch": torch.get_rng_state(),
             "python": random.getstate(),
-            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],  # type: ignore[index]  # a tuple (legacy=True)
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -253,11 +255,11 @@ class LearningWatch(L.Callback):
             log.warning(message)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        n = len(pl_module.hparams.class_names)
-        counts = _label_counts(trainer.datamodule, "train", n)
+        n = len(pl_module.hparams["class_names"])
+        counts = _label_counts(trainer.datamodule, "train", n)  # type: ignore[attr-defined]  # set by Lightning, undeclared
         p = counts[counts > 0] / counts.sum()
         self.chance_loss = float(-(p * p.log()).sum()) if len(p) else math.nan
-        val = _label_counts(trainer.datamodule, "val", n)
+        val = _label_counts(trainer.datamodule, "val", n)  # type: ignore[attr-defined]  # set by Lightning, undeclared
         self.chance_acc = float(val.max() / val.sum()) if val.sum() else math.nan
         n_val = float(val.sum())
         noise = 2 * math.sqrt(self.chance_acc * (1 - self.chance_acc) / n_val) if n_val else 0.0
@@ -288,7 +290,7 @@ class LearningWatch(L.Callback):
         loss, best = float(metrics["train/loss"]), float(metrics.get("val/acc_best", math.nan))
         pl_module.log("train/chance_loss", self.chance_loss, sync_dist=True)
         if loss >= self.ratio * self.chance_loss and not best > self.at_chance:
-            lr = pl_module.hparams.optimizer.get("lr", trainer.optimizers[0].param_groups[0]["lr"])
+            lr = pl_module.hparams["optimizer"].get("lr", trainer.optimizers[0].param_groups[0]["lr"])
             self._warn(
                 trainer,
                 f"not learning: after {trainer.global_step} steps train/loss is {loss:.3f}, not below the chance loss "

@@ -10,6 +10,7 @@ import rich.syntax
 import rich.tree
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from alexnet_lightning.errors import UserError
@@ -45,7 +46,7 @@ def print_config_choices() -> None:
 def print_full_config(cfg: DictConfig) -> None:
     """The resolved config as a tree, main groups first."""
     tree = rich.tree.Tree("CONFIG", guide_style="dim")
-    keys = [k for k in FIRST if k in cfg] + [k for k in cfg if k not in FIRST]
+    keys = [k for k in FIRST if k in cfg] + [str(k) for k in cfg if k not in FIRST]
     for key in keys:
         value = cfg[key]
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
@@ -66,6 +67,8 @@ def describe_checkpoints(trainer: L.Trainer) -> str:
     """One line: the best checkpoint (score, epoch) and the last one, the files to evaluate and to resume from."""
     parts = []
     for cb in trainer.checkpoint_callbacks:
+        if not isinstance(cb, ModelCheckpoint):  # Lightning's Checkpoint base has no files to name
+            continue
         if cb.monitor and Path(cb.best_model_path).is_file():
             epoch = torch.load(cb.best_model_path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
             score = f"{cb.monitor} {float(cb.best_model_score):.4f}, " if cb.best_model_score is not None else ""

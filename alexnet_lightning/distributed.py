@@ -58,7 +58,7 @@ def pin_ddp_children_to_this_job(trainer: L.Trainer) -> None:
     hydra_cfg = HydraConfig.get()
     # a single run (not the sweep), logging to the console only: rank 0 owns the run's files
     sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN", "hydra/job_logging=disabled"]
-    with read_write(hydra_cfg):
+    with read_write(hydra_cfg):  # type: ignore[arg-type]  # HydraConfig.get() is a DictConfig typed as HydraConf
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
 

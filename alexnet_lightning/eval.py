@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from matplotlib.figure import Figure
@@ -31,12 +31,12 @@ from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.console import shown_path
 from alexnet_lightning.errors import UserError
-from alexnet_lightning.inference import Predictor, checkpoint_datamodule
+from alexnet_lightning.inference import Predictor, checkpoint_datamodule, split_loader
 from alexnet_lightning.module import accuracy_metrics
 
 
 def precision_recall_f1(
-    probs: torch.Tensor, targets: torch.Tensor, num_classes: int, average: str | None
+    probs: torch.Tensor, targets: torch.Tensor, num_classes: int, average: Literal["macro", "weighted"] | None
 ) -> dict[str, torch.Tensor]:
     """Precision, recall and F1 per class (``average=None``) or averaged (``macro``, ``weighted``)."""
     return {
@@ -156,7 +156,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     datamodule.write_run_files(out)
     check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
-    loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+    loader = split_loader(datamodule, cfg.split)
 
     probs, targets = predictor.predict_loader(loader)
     report = classification_report(probs, targets, list(hp.class_names))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig
@@ -43,7 +43,7 @@ from alexnet_lightning.features import (
     penultimate_of_loader,
     tile_grid,
 )
-from alexnet_lightning.inference import Predictor, checkpoint_datamodule, find_inputs
+from alexnet_lightning.inference import Predictor, checkpoint_datamodule, find_inputs, split_loader
 
 Queries = tuple[torch.Tensor, list[int | None], list[str]]  # normalized images, true classes, names
 
@@ -79,7 +79,7 @@ def top_loss_queries(predictor: Predictor, datamodule: ImageDataModule, loader: 
     """The ``top`` images of the loader's split with the highest loss (wrong or right), highest first."""
     probs, targets = predictor.predict_loader(loader)
     order = per_image_loss(probs, targets).argsort(descending=True)[:top].tolist()
-    dataset: ImageDataset = loader.dataset
+    dataset = cast(ImageDataset, loader.dataset)  # DataLoader's type does not carry its dataset's
     images = torch.stack([dataset[i][0] for i in order])
     names = [datamodule.samples.describe(dataset.positions[i]) for i in order]
     return images, [int(targets[i]) for i in order], names
@@ -108,7 +108,7 @@ def write_neighbours(
 
 def write_embedding(out: Path, predictor: Predictor, loader: DataLoader, x: torch.Tensor, limit: int, seed: int) -> int:
     """embedding.png: t-SNE of at most ``limit`` images of the split (a seeded sample), the explained ones as stars."""
-    dataset = loader.dataset
+    dataset = cast(ImageDataset, loader.dataset)
     chosen = sorted(random.Random(seed).sample(range(len(dataset)), min(limit, len(dataset))))
     if len(chosen) < 5:
         print(f"embedding skipped: the split has {len(chosen)} images to draw (embed_max={limit}), t-SNE needs 5")
@@ -151,10 +151,11 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         )
         datamodule.write_run_files(out)
         check_split_matches_training(out, Path(cfg.ckpt_path), cfg.split)
-        loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+        loader = split_loader(datamodule, cfg.split)
     if cfg.inputs:
         x, true, names = input_queries(predictor, cfg.inputs, cfg.top)
     else:
+        assert datamodule is not None and loader is not None  # no inputs: the checkpoint's data
         x, true, names = top_loss_queries(predictor, datamodule, loader, cfg.top)
 
     probs = predictor.probabilities(x)
@@ -166,7 +167,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     written = ["attributions.png", *write_layers(out, predictor, x[0])]
 
     neighbours: list[list[str]] = [[] for _ in names]
-    if datamodule is None:
+    if datamodule is None or loader is None:
         print(
             "neighbours and embedding skipped: pass data_dir=DIR (the checkpoint's data) or dataset=NAME data_dir=DIR"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import lightning as L
 import numpy as np
@@ -22,10 +23,12 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from torch import nn
 
+from alexnet_lightning.models.alexnet import AlexNet
+
 MIN_TILE = 32  # pixels: tiles are enlarged (nearest neighbour) to at least this side, so a 3x3 map stays visible
 
 
-def conv_activations(net: nn.Module) -> list[nn.Module]:
+def conv_activations(net: AlexNet) -> list[nn.Module]:
     """The activation after each convolution of ``net.features``: what the next layer sees."""
     layers = list(net.features)
     return [
@@ -36,7 +39,7 @@ def conv_activations(net: nn.Module) -> list[nn.Module]:
 
 
 @torch.no_grad()
-def feature_maps(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+def feature_maps(net: AlexNet, x: torch.Tensor) -> list[torch.Tensor]:
     """Each conv layer's activations (C x h x w) for one normalized image ``x`` (C x H x W)."""
     seen: list[torch.Tensor] = []
     hooks = [
@@ -62,7 +65,7 @@ def tile_grid(tiles: torch.Tensor) -> torch.Tensor:
     return torchvision.utils.make_grid(tiles, nrow=columns, padding=1, normalize=True, scale_each=True, pad_value=1.0)
 
 
-def first_layer_filters(net: nn.Module) -> torch.Tensor:
+def first_layer_filters(net: AlexNet) -> torch.Tensor:
     """The first convolution's filters as one RGB (or gray) grid, as in the AlexNet paper's Figure 3."""
     conv = next(m for m in net.features if isinstance(m, nn.Conv2d))
     return tile_grid(conv.weight)
@@ -74,7 +77,7 @@ def device_of(net: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def penultimate(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def penultimate(net: AlexNet, x: torch.Tensor) -> torch.Tensor:
     """The input of the last linear layer (the last hidden layer, or the pooled conv features of the gap head)."""
     seen: list[torch.Tensor] = []
     hook = net.classifier[-1].register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0]))
@@ -86,7 +89,7 @@ def penultimate(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def penultimate_of_loader(
-    net: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    net: AlexNet, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features and targets of every batch of a ``(images, targets)`` loader, in order."""
     features, targets = zip(*((penultimate(net, x), torch.as_tensor(y)) for x, y in loader), strict=True)
@@ -111,16 +114,15 @@ def embedding_figure(
 
     Features are first reduced to 50 dimensions by PCA, the usual step that keeps t-SNE fast on 4096-d features.
     """
-    points = features if queries is None else torch.cat([features, queries])
-    points = points.double().numpy()
+    points = (features if queries is None else torch.cat([features, queries])).double().numpy()
     if points.shape[1] > 50 and len(points) > 50:
         points = PCA(50, random_state=seed).fit_transform(points)
     perplexity = min(30.0, max(1.0, (len(points) - 1) / 3))
     xy = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
     fig, ax = plt.subplots(figsize=(8, 7))
-    labels, n = np.asarray(labels), len(class_names)
+    n = len(class_names)
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "turbo")
-    colours = cmap(labels) if n <= 20 else cmap(labels / (n - 1))
+    colours = cmap(labels) if n <= 20 else cmap(np.asarray(labels) / (n - 1))
     ax.scatter(xy[: len(labels), 0], xy[: len(labels), 1], c=colours, s=8, alpha=0.8)
     if n <= 20:  # a legend of more classes would hide the plot
         for c, name in enumerate(class_names):
@@ -147,4 +149,5 @@ class FirstLayerFilters(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         tb = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if tb is not None and trainer.is_global_zero:
-            tb.experiment.add_image("filters/conv1", first_layer_filters(pl_module.net), trainer.current_epoch)
+            net = cast(AlexNet, pl_module.net)  # nn.Module types a submodule attribute as Tensor | Module
+            tb.experiment.add_image("filters/conv1", first_layer_filters(net), trainer.current_epoch)

@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Union
 
 import torch
-from torch import nn
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from alexnet_lightning.errors import UserError
-from alexnet_lightning.models.alexnet import build_alexnet
+from alexnet_lightning.models.alexnet import AlexNet, build_alexnet
 
 BUILDER = "alexnet_lightning.models.alexnet.build_alexnet"
 RUNTIME_OPTIONS = ("compile", "channels_last")  # how to run the network, not what it is
@@ -241,7 +241,7 @@ def optimizer_class(name: Any) -> type[torch.optim.Optimizer]:
     return cls
 
 
-def scheduler_class(name: Any) -> type:
+def scheduler_class(name: Any) -> type[LRScheduler | ReduceLROnPlateau]:
     module = torch.optim.lr_scheduler
     cls = _torch_class(module, name, module.LRScheduler) or _torch_class(module, name, module.ReduceLROnPlateau)
     if cls is None:
@@ -366,7 +366,7 @@ def plain_hparams(hp: Any) -> dict[str, Any]:
     return hp
 
 
-def build_network(model: Mapping[str, Any], num_classes: int, in_channels: int) -> nn.Module:
+def build_network(model: Mapping[str, Any], num_classes: int, in_channels: int) -> AlexNet:
     options = {k: v for k, v in plain_model(model).items() if k not in RUNTIME_OPTIONS}
     return build_alexnet(num_classes=num_classes, in_channels=in_channels, **options)
 

@@ -98,7 +98,7 @@ def checkpoint_datamodule(
     """
     record = predictor.model.hparams.get("data")
     seed = seed if seed is not None else (record or {}).get("seed", 0)
-    fixed = {
+    fixed: dict[str, Any] = {
         "image_size": predictor.image_size,
         "channels": predictor.channels,
         "mean": predictor.mean,
@@ -140,6 +140,13 @@ def checkpoint_datamodule(
             "use the data set the model was trained for"
         )
     return datamodule
+
+
+def split_loader(datamodule: ImageDataModule, split: str) -> DataLoader:
+    """The ``test`` or ``val`` loader of a checkpoint_datamodule, whose pipeline=cpu makes it a plain DataLoader."""
+    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+    assert isinstance(loader, DataLoader)
+    return loader
 
 
 def find_inputs(inputs: str) -> list[Path]:

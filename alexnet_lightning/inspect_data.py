@@ -91,6 +91,7 @@ def sample_grid(dm: ImageDataModule, path: Path, n: int, seed: int) -> None:
     torch.manual_seed(seed)
     train = dm.splits["train"]
     picks = [train[i] for i in np.random.default_rng(seed).permutation(len(train))[:n]]
+    assert not isinstance(dm.image_size, str) and not isinstance(dm.channels, str)  # load_samples sized them
     augment = v2_augmentation(dm.augment, dm.image_size, dm.channels)
     images = [augment(to_channels(dm.samples.load(dm.samples.items[p]), dm.channels)) for p in picks]
     titles = [dm.samples.classes[dm.samples.labels[p]] for p in picks]

@@ -14,8 +14,10 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.parsing import AttributeDict
+from lightning.pytorch.utilities.types import OptimizerConfig, OptimizerLRSchedulerConfig
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import MaxMetric, MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from alexnet_lightning.errors import UserError
@@ -29,7 +31,9 @@ def accuracy_metrics(num_classes: int) -> MetricCollection:
     Without torchmetrics' argument checks: they compare every batch's targets with the class count on the
     host, a device synchronization per step on a GPU; the labels come from the data module's own checks.
     """
-    metrics = {"acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)}
+    metrics: dict[str, Metric | MetricCollection] = {
+        "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+    }
     if num_classes >= 5:
         metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)
     return MetricCollection(metrics)
@@ -50,6 +54,8 @@ def model_option(cfg: dict[str, Any], key: str) -> Any:
 
 
 class AlexNetClassifier(L.LightningModule):
+    hparams: AttributeDict  # what save_hyperparameters() stores; Lightning declares any MutableMapping
+
     def __init__(
         self,
         model: dict[str, Any],
@@ -163,7 +169,7 @@ class AlexNetClassifier(L.LightningModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x).softmax(dim=1)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerConfig | OptimizerLRSchedulerConfig:
         opt_cfg = dict(self.hparams.optimizer)  # checked again by build_optimizer: tune may have set the lr
         weight_decay = opt_cfg.pop("weight_decay", 0.0)
         optimizer = build_optimizer(opt_cfg, weight_decay_groups(self, weight_decay))

@@ -52,9 +52,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         rows.append({**row, "error": error})
     write_csv(out / "predictions.csv", list(rows[0]), [list(r.values()) for r in rows])
 
+    kept_probs = {i: p for i, p in enumerate(probs) if i in kept and p is not None}  # kept inputs were read
     images, titles, colors = [], [], []
     for i, x in sorted(kept.items()):
-        top_name, top_p = predictor.top_k(probs[i], 1)[0]
+        top_name, top_p = predictor.top_k(kept_probs[i], 1)[0]
         title = f"Pred: {top_name} ({top_p:.2f})"
         color = "black"
         if rows[i]["true"]:
@@ -71,7 +72,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         plots.save(fig, out / "predictions.png")
     if images and cfg.explain:
         x = torch.stack([kept[i] for i in sorted(kept)])
-        predicted = torch.stack([probs[i] for i in sorted(kept)]).argmax(1)
+        predicted = torch.stack([kept_probs[i] for i in sorted(kept)]).argmax(1)
         plots.save(gradcam_grid(predictor, x, predicted, titles, colors), out / "predictions_gradcam.png")
 
     bad = [(f, e) for f, e in zip(files, errors, strict=True) if e]

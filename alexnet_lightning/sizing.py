@@ -14,19 +14,21 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from alexnet_lightning.models.alexnet import min_input_size
 
 AUTO = "auto"
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+T = TypeVar("T", int, str)
 
 
 @dataclass(frozen=True)
-class Choice:
+class Choice(Generic[T]):
     """One value chosen for the user: what, why, and the override that replaces it."""
 
     key: str
-    value: int | str
+    value: T
     why: str
 
     def __str__(self) -> str:
@@ -37,7 +39,7 @@ def is_auto(value: object) -> bool:
     return isinstance(value, str) and value.lower() == AUTO
 
 
-def image_size(short_sides: Sequence[int], low: int, high: int) -> Choice:
+def image_size(short_sides: Sequence[int], low: int, high: int) -> Choice[int]:
     """The images' median short side, within [low, high] and rounded down to a multiple of 8.
 
     Small images are enlarged to what the network can take (the 11x11/4 stem at 64 px is ~15x cheaper
@@ -55,7 +57,7 @@ def image_size(short_sides: Sequence[int], low: int, high: int) -> Choice:
     return Choice("data.image_size", size, why)
 
 
-def channels(modes: Sequence[str]) -> Choice:
+def channels(modes: Sequence[str]) -> Choice[int]:
     """1 when every image is gray, else 3."""
     gray = sum(mode in GRAY_MODES for mode in modes)
     if gray == len(modes):
@@ -63,7 +65,7 @@ def channels(modes: Sequence[str]) -> Choice:
     return Choice("model.in_channels", 3, f"{len(modes) - gray} of {len(modes)} images in colour")
 
 
-def stem(layout: str, size: int) -> Choice:
+def stem(layout: str, size: int) -> Choice[str]:
     """The ImageNet stem (11x11/4) where the image is large enough for it, else the small one (3x3/1)."""
     needed = min_input_size(layout, "imagenet")
     if size >= needed:
@@ -71,19 +73,19 @@ def stem(layout: str, size: int) -> Choice:
     return Choice("model.stem", "small", f"{size} px is below the 11x11/4 stem's {needed}")
 
 
-def epochs(train_images: int, images_to_see: int, low: int, high: int) -> Choice:
+def epochs(train_images: int, images_to_see: int, low: int, high: int) -> Choice[int]:
     """Enough epochs to show the network about ``images_to_see`` training images, within [low, high]."""
     n = max(low, min(high, math.ceil(images_to_see / max(1, train_images))))
     return Choice("trainer.max_epochs", n, f"{train_images} training images, about {images_to_see} to see")
 
 
-def workers() -> Choice:
+def workers() -> Choice[int]:
     """One loader process per core this process may use (at most 8), so DataLoader never warns of too many."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return Choice("data.num_workers", min(8, cores), f"{cores} cores")
 
 
-def pipeline(cache_bytes: int, cache_dir: Path | None, built: bool = False) -> Choice:
+def pipeline(cache_bytes: int, cache_dir: Path | None, built: bool = False) -> Choice[str]:
     """The image cache wherever it has room: decoding once and augmenting whole batches is the faster
     path on a GPU and on a CPU alike (benchmarks/RESULTS.md, "Throughput"); decoding every image every
     epoch (``stream``) only without a cache folder or when the cache would fill its disk."""

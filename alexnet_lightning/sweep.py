@@ -73,6 +73,7 @@ def record_run(cfg: DictConfig) -> Iterator[RunRecord]:
     record = RunRecord()
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     start = time.perf_counter()
+    error: str | None
     error = "interrupted"  # until the run completes or raises an Exception (KeyboardInterrupt, SIGTERM: stays)
     try:
         yield record
@@ -88,7 +89,7 @@ def record_run(cfg: DictConfig) -> Iterator[RunRecord]:
         else:
             log.error("run failed, the sweep goes on:\n%s", traceback.format_exc())
     finally:
-        if rank_zero_only.rank == 0:
+        if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # Lightning sets the attribute at import
             out = Path(cfg.paths.output_dir)
             out.mkdir(parents=True, exist_ok=True)
             payload = {
@@ -113,7 +114,7 @@ def drop_resume_checkpoint(cfg: DictConfig) -> Path | None:
     run's ``callbacks.last_checkpoint`` writes is touched.
     """
     last = (cfg.get("callbacks") or {}).get("last_checkpoint")
-    if not _in_sweep() or cfg.get("sweep_keeps_last", False) or not last or rank_zero_only.rank != 0:
+    if not _in_sweep() or cfg.get("sweep_keeps_last", False) or not last or rank_zero_only.rank != 0:  # type: ignore[attr-defined]
         return None
     path = Path(last.dirpath) / f"{last.filename}.ckpt"
     if not path.is_file() or path.is_symlink():

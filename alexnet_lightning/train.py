@@ -19,6 +19,7 @@ from alexnet_lightning import resolvers, sizing, trackers
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.console import describe_checkpoints, print_config_tree, shown_path
+from alexnet_lightning.data.datamodule import ImageDataModule
 from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.module import AlexNetClassifier
 from alexnet_lightning.sweep import drop_resume_checkpoint, record_run
@@ -43,11 +44,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     trackers.require_packages(cfg.get("logger"))  # before the data is read: a missing package says so at once
     out = Path(cfg.paths.output_dir)
-    rank_zero = rank_zero_only.rank == 0  # DDP's other ranks share rank 0's run directory and write nothing
+    # DDP's other ranks share rank 0's run directory and write nothing
+    rank_zero = rank_zero_only.rank == 0  # type: ignore[attr-defined]  # Lightning sets the attribute at import
     L.seed_everything(cfg.seed, workers=True)
 
     smallest = sizing.network_minimum(cfg.model.layout, cfg.model.stem)  # where data.image_size=auto may stop
-    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data, min_image_size=smallest)
+    datamodule: ImageDataModule = hydra.utils.instantiate(cfg.data, min_image_size=smallest)
     datamodule.setup("fit")
     choices = resolve_auto(cfg, datamodule)
     if rank_zero:
@@ -83,10 +85,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             logger.log_hyperparams(run_params)
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items()}
         metrics["epochs"] = trainer.current_epoch
         if cfg.test:
-            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            best = getattr(trainer.checkpoint_callback, "best_model_path", "")  # None, or a Checkpoint with no file
             ckpt = best or (cfg.ckpt_path if not cfg.train else None)
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
@@ -98,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             link_latest(out)
         if "test/acc" in metrics:
             print(f"test/acc: {metrics['test/acc']:.4f}  (run directory: {shown_path(out)})")
-    warnings = [w for cb in trainer.callbacks for w in getattr(cb, "warnings", [])]
+    warnings = [w for cb in trainer.callbacks for w in getattr(cb, "warnings", [])]  # type: ignore[attr-defined]  # set by Lightning, undeclared
     if warnings:
         metrics["warnings"] = warnings
     return metrics
@@ -142,7 +144,7 @@ def resolve_auto(cfg: DictConfig, datamodule: Any) -> list[sizing.Choice]:
 
 def run(cfg: DictConfig) -> float:
     """One training run as the command runs it: its record (metrics.json) and the sweepers' objective."""
-    if rank_zero_only.rank == 0:
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # Lightning sets the attribute at import
         print_config_tree(cfg)
     with record_run(cfg) as record:
         record.metrics = train(cfg)

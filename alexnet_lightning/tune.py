@@ -16,9 +16,11 @@ from omegaconf import DictConfig
 
 from alexnet_lightning import plots
 from alexnet_lightning.atomic import write_json
+from alexnet_lightning.data.datamodule import ImageDataModule
+from alexnet_lightning.module import AlexNetClassifier
 
 
-def tune(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig, out: Path):
+def tune(trainer: L.Trainer, model: AlexNetClassifier, datamodule: ImageDataModule, cfg: DictConfig, out: Path):
     """Apply the enabled finders and write what they found to ``tuned.json`` in the run directory."""
     if not (cfg.batch_size or cfg.lr_find):
         return
@@ -31,11 +33,11 @@ def tune(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDa
     if cfg.lr_find:
         finder = tuner.lr_find(model, datamodule=datamodule, num_training=cfg.lr_find_steps, update_attr=False)
         lr = finder.suggestion() if finder is not None else None
-        if lr is not None:
+        if finder is not None and lr is not None:
             model.hparams.optimizer["lr"] = lr
             if "max_lr" in (model.hparams.scheduler or {}):  # OneCycleLR peaks at the found lr
                 model.hparams.scheduler["max_lr"] = lr
-            plots.save(finder.plot(suggest=True), out / "lr_finder.png")
+            plots.save(finder.plot(suggest=True), out / "lr_finder.png")  # type: ignore[arg-type]  # no ax: a Figure
         found["lr"] = lr
     write_json(out / "tuned.json", found)
     print(f"tuned: {found}")

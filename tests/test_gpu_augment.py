@@ -118,7 +118,7 @@ def test_fixed_parameters_reproduce_the_v2_operations(preset: str) -> None:
     box = torch.tensor([[left + w / 2 - W / 2, top + h / 2 - H / 2, w, h]], dtype=torch.float32)
     flips, order = torch.tensor([True]), torch.tensor([[0, 1, 2]])
     params = AugmentParams(box, flips, torch.tensor([angle]), torch.ones(1, 3), order)
-    out = augment.apply(image[None], torch.tensor([[H, W]], dtype=torch.float32), params, augment.spec)[0]
+    out = augment.apply_params(image[None], torch.tensor([[H, W]], dtype=torch.float32), params, augment.spec)[0]
 
     def rotate(x: torch.Tensor) -> torch.Tensor:
         return TF.rotate(x, angle, interpolation=v2.InterpolationMode.BILINEAR)
@@ -130,7 +130,7 @@ def test_fixed_parameters_reproduce_the_v2_operations(preset: str) -> None:
     expected = crop(rotate(flip(image))) if augment.spec.rotate_first else rotate(flip(crop(image)))
     assert (out - expected.float() / 255).abs().mean() < 0.01
     params.angle = -params.angle  # the other direction is far off: the test sees the rotation's sign
-    wrong = augment.apply(image[None], torch.tensor([[H, W]], dtype=torch.float32), params, augment.spec)[0]
+    wrong = augment.apply_params(image[None], torch.tensor([[H, W]], dtype=torch.float32), params, augment.spec)[0]
     assert (wrong - expected.float() / 255).abs().mean() > 0.05
 
 

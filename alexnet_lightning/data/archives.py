@@ -20,7 +20,7 @@ import numpy as np
 
 from alexnet_lightning.errors import UserError
 
-IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 CIFAR_MEMBERS = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 SAFE_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -55,7 +55,7 @@ def _idx_file(raw: Path, name: str) -> Path:
     raise FileNotFoundError(raw / f"{name}.gz")
 
 
-def mnist_arrays(raw: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mnist_arrays(raw: Path) -> tuple[np.ndarray, ...]:
     """Train images, train labels, test images, test labels from MNIST's four IDX files in ``raw``."""
     return tuple(
         read_idx(_idx_file(raw, f"{prefix}-{kind}"))
@@ -90,7 +90,7 @@ def cifar10_arrays(root: Path) -> tuple[np.ndarray, list[int], np.ndarray, list[
     elif archive.is_file():
         with tarfile.open(archive) as tar:
             members = {
-                Path(m.name).name: tar.extractfile(m).read()
+                Path(m.name).name: tar.extractfile(m).read()  # type: ignore[union-attr]  # a regular file: never None
                 for m in tar.getmembers()
                 if m.isfile() and Path(m.name).name in CIFAR_MEMBERS
             }

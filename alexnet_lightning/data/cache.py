@@ -232,7 +232,7 @@ class CachedImages(Dataset):
             self._fd = os.open(self.cache.path, os.O_RDONLY)
         row = self.rows[i]
         image = np.empty((self.cache.channels, self.cache.size, self.cache.size), dtype=np.uint8)
-        if os.preadv(self._fd, [image], row * image.nbytes) != image.nbytes:
+        if os.preadv(self._fd, [image], row * image.nbytes) != image.nbytes:  # type: ignore[list-item]  # numpy types ndarray as a Buffer only for Python >= 3.12
             raise UserError(f"image cache {self.cache.path} is shorter than its metadata: delete it (make clean-cache)")
         return torch.from_numpy(image), self.labels[i], torch.from_numpy(self.cache.sizes[row])
 

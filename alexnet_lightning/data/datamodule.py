@@ -122,11 +122,12 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         if sizing.is_auto(num_workers):
             self.choices.append(sizing.workers())
             num_workers = self.choices[-1].value
+        assert not isinstance(num_workers, str)  # config.py allows no string but auto
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.normalize, self.augment = normalize, augment
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
-        self.samples: Samples | None = None
+        self._samples: Samples | None = None
         self.splits: dict[str, list[int]] = {}
         self.scan: Scan | None = None
         self.bad_files: dict[str, str] = {}
@@ -140,11 +141,18 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         self.cache: ImageCache | None = None
 
     @property
+    def samples(self) -> Samples:
+        """The data set's items and labels, once ``setup`` or ``load_samples`` has found them."""
+        if self._samples is None:
+            raise RuntimeError("call setup() or load_samples() first")
+        return self._samples
+
+    @property
     def classes(self) -> list[str]:
         return self.samples.classes
 
     def setup(self, stage: str | None = None) -> None:
-        if self.samples is None:
+        if self._samples is None:
             self.load_samples()
             if not (self.mean and self.std):
                 self.mean, self.std = self._stats()
@@ -157,13 +165,16 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             self.device_augment = self._device_augment()  # again per trainer: its rank and precision
 
     def _resolve_cache_size(self) -> None:
+        assert not isinstance(self.image_size, str)  # load_samples sized it
         if sizing.is_auto(self.cache_size):  # twice the training size keeps crops sharp, as on the stream path
             self.cache_size = max(self.image_size, min(256, 2 * self.image_size))
+        assert not isinstance(self.cache_size, str)
         self._check_cache_size()
 
     def _pick_pipeline(self) -> None:
         """``auto``: the image cache unless it has no room (sizing.pipeline), said with the other choices."""
         self._resolve_cache_size()
+        assert not isinstance(self.cache_size, str) and not isinstance(self.channels, str)  # resolved above
         built = self.cache_dir is not None and all(
             f.is_file() for f in cache_files(self.cache_dir / "images", self.image_cache_key)
         )
@@ -174,11 +185,13 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     @functools.cached_property
     def image_cache_key(self) -> str:
         """The image cache's key (a stat of every file: computed once, after cache_size is resolved)."""
+        assert not isinstance(self.cache_size, str) and not isinstance(self.channels, str)  # resolved by then
         return cache_key(self.samples.items, self.cache_size, self.channels, (self.source, str(self.data_dir)))
 
     def _build_cache(self) -> None:
         """Decode every image once into the cache; bad files it finds are excluded like the file check's."""
         self._resolve_cache_size()
+        assert not isinstance(self.cache_size, str) and not isinstance(self.channels, str)  # resolved above
         if self.cache_dir is None:
             raise UserError(
                 "data.pipeline=cache keeps its image cache in data.cache_dir: set it (or use data.pipeline=stream)"
@@ -201,10 +214,12 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             self.bad_files.update(self.cache.bad)
 
     def _check_cache_size(self) -> None:
+        assert not isinstance(self.cache_size, str) and not isinstance(self.image_size, str)  # both given, or sized
         if self.cache_size < self.image_size:
             raise UserError(f"data.cache_size={self.cache_size} is below data.image_size={self.image_size}: raise it")
 
     def _device_augment(self) -> DeviceAugment:
+        assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
         rank = self.trainer.global_rank if self.trainer is not None else 0
         bf16 = self.trainer is not None and str(self.trainer.precision).startswith("bf16")
         return DeviceAugment(
@@ -232,10 +247,11 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
                 samples = samples.subset([i for i, p in enumerate(samples.items) if str(p) not in self.bad_files])
         validate(samples, self.source, self.data_dir)
         self._size_to(samples)
+        assert not isinstance(self.image_size, str)
         if isinstance(samples.items[0], Path):
             # twice the training size keeps crops sharp; photos far larger than that decode at reduced scale
             samples.load = functools.partial(decode, min_size=2 * self.image_size)
-        self.samples = samples
+        self._samples = samples
         self.splits = self._split(samples)
         if not self.splits["val"]:
             raise UserError(
@@ -279,6 +295,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         return splits | {name: pos for name, pos in given.items() if name != "train" and pos}
 
     def _stats(self) -> tuple[list[float], list[float]]:
+        assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
         fixed = fixed_stats(self.normalize, self.channels)
         if fixed:
             return fixed
@@ -313,12 +330,16 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         write_atomic(out_dir / "bad_files.txt", format_bad_files(self.bad_files))
 
     def _dataset(self, split: str, transform: Callable) -> ImageDataset:
+        assert not isinstance(self.channels, str)  # load_samples sized it
         return ImageDataset(self.samples, self.splits.get(split, []), self.channels, transform)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader | DeviceBatches:
         """pipeline=stream: decoded and transformed images. pipeline=cache: uint8 batches of the cache, held
         whole on a single GPU, else read by a DataLoader (which DDP shards); on_after_batch_transfer augments them."""
+        assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
+        data: CachedImages | ImageDataset
         if self.pipeline == "cache":
+            assert self.cache is not None  # setup built it
             data = CachedImages(self.cache, self.splits.get(split, []), self.samples.labels)
             trainer = self.trainer
             if trainer is not None and trainer.strategy.root_device.type == "cuda" and trainer.world_size == 1:
@@ -338,7 +359,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    def _order(self, data: Dataset, train: bool) -> dict[str, Any]:
+    def _order(self, data: CachedImages | ImageDataset, train: bool) -> dict[str, Any]:
         """Training order: EpochShuffle in one process; under DDP Lightning's DistributedSampler, seeded and
         set to the epoch in the same way, replaces a plain shuffle.
 
@@ -351,23 +372,23 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         world = self.trainer.world_size if self.trainer is not None else 1
         if train:
             return {"shuffle": True} if world > 1 else {"sampler": EpochShuffle(len(data), self.seed)}
-        if 1 < world <= len(data):
+        if self.trainer is not None and 1 < world <= len(data):  # world > 1: there is a trainer
             return {"sampler": UnrepeatedDistributedSampler(data, world, self.trainer.global_rank, shuffle=False)}
         return {"shuffle": False}
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         if not self.splits.get("test"):
             log.warning("no test split (data.test_fraction=0 and no test folder): testing on the validation split")
             return self._loader("val")
         return self._loader("test")
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> DataLoader | DeviceBatches:
         return self.test_dataloader()
 
     def describe(self) -> dict[str, Any]:

@@ -59,6 +59,9 @@ class DeviceAugment(nn.Module):
     short side and center crop ``crop_fraction`` of it, as transforms.eval_transform does.
     """
 
+    mean: torch.Tensor  # buffers (register_buffer), which nn.Module's types cannot see
+    std: torch.Tensor
+
     def __init__(
         self,
         preset: str,
@@ -94,7 +97,7 @@ class DeviceAugment(nn.Module):
         if self.mean.device != images.device:
             self.to(images.device)
         spec = self.spec if train else self.eval_spec
-        return self.apply(images, sizes, self.sample(spec, sizes), spec)
+        return self.apply_params(images, sizes, self.sample(spec, sizes), spec)
 
     # parameters ---------------------------------------------------------------------------------
 
@@ -169,7 +172,7 @@ class DeviceAugment(nn.Module):
             shift = to_source @ center
         return torch.cat([linear, shift], dim=2)
 
-    def apply(
+    def apply_params(
         self, images: torch.Tensor, sizes: torch.Tensor, params: AugmentParams, spec: AugmentSpec
     ) -> torch.Tensor:
         """Resample once, jitter, normalize; returns ``self.dtype`` in channels_last.

@@ -120,7 +120,8 @@ def catsdogs(data_dir: str | None, classes: Sequence[str] = ("cat", "dog"), test
     """
     classes = [c.lower() for c in classes]
     skipped: Counter = Counter()
-    items, labels, unmatched = [], [], []
+    items: list[Path] = []
+    labels, unmatched = [], []
     folders = [(_folder(data_dir), None)] + ([(_folder(test_dir, "data.options.test_dir"), "test")] if test_dir else [])
     splits: dict[str, list[int]] = {}
     for folder, split in folders:
@@ -179,7 +180,8 @@ def imagefolder(data_dir: str | None, test_dir: str | None = None) -> Samples:
     if test_dir:
         parts.append(("test", _folder(test_dir, "data.options.test_dir")))
     skipped: Counter = Counter()
-    items, labels, splits, classes = [], [], {}, None
+    items: list[Path] = []
+    labels, splits, classes = [], {}, None
     for split, folder in parts:
         found, found_labels, classes = _class_folders(folder, classes, skipped)
         if split:
@@ -248,6 +250,8 @@ def _torchvision(name: str, data_dir: str | None, download: bool) -> Samples:
 
     root = Path(data_dir or ".").expanduser()
     where = {"MNIST": "MNIST/raw/", "FashionMNIST": "FashionMNIST/raw/", "CIFAR10": "cifar-10-python.tar.gz"}[name]
+    train_labels: list[int] | np.ndarray
+    test_labels: list[int] | np.ndarray
     try:
         if download:
             getattr(datasets, name)(str(root), train=True, download=True)

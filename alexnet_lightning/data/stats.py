@@ -29,6 +29,7 @@ def channel_stats(dataset: Dataset, batch_size: int = 256, num_workers: int = 0)
         total = x.sum(1) if total is None else total + x.sum(1)
         sq = (x * x).sum(1) if sq is None else sq + (x * x).sum(1)
         count += x.shape[1]
+    assert total is not None and sq is not None, "channel_stats needs at least one image"
     mean = total / count
     std = (sq / count - mean * mean).clamp_min(0).sqrt()
     return mean.tolist(), std.tolist()

@@ -139,7 +139,8 @@ def init_weights(model: nn.Module, scheme: str) -> None:
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             else:
                 nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
             if scheme == "kaiming":
                 nn.init.normal_(m.weight, 0.0, 0.01)
