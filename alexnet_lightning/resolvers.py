@@ -56,7 +56,7 @@ def mlflow_artifacts(tracking_uri: str | None) -> str | None:
     SQLite store it picks ``./mlruns`` in the working directory. A server (or any other store) chooses its
     own, so an experiment shared by many runs never points into one run's folder.
     """
-    if not (tracking_uri or "").startswith(SQLITE):
+    if tracking_uri is None or not tracking_uri.startswith(SQLITE):
         return None
     return str(Path(tracking_uri.removeprefix(SQLITE)).parent / "artifacts")
 

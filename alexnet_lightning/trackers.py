@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 from omegaconf import DictConfig
 
@@ -28,19 +29,22 @@ def require_packages(loggers: DictConfig | None) -> None:
     """One line naming the extra when a configured logger's package is missing, instead of Lightning's traceback."""
     for key, conf in (loggers or {}).items():
         target = str(conf.get("_target_", "")) if conf else ""
-        module, name = PACKAGES.get(target.rsplit(".", 1)[-1], (None, None))
-        if module is None:
+        found = PACKAGES.get(target.rsplit(".", 1)[-1])
+        if found is None:
             continue
+        module, name = found
         try:
             importlib.import_module(module)
         except ImportError:
-            raise UserError(f"logger.{key} needs {name}, which is not installed: {INSTALL}") from None
+            raise UserError(f"logger.{key!s} needs {name}, which is not installed: {INSTALL}") from None
 
 
 def checkpoint_paths(trainer: L.Trainer) -> dict[str, str]:
     """``best_checkpoint`` and ``last_checkpoint``: the absolute paths of the files the run's callbacks wrote."""
     found = {}
     for cb in trainer.checkpoint_callbacks:
+        if not isinstance(cb, ModelCheckpoint):
+            continue
         last = cb.last_model_path or cb.best_model_path  # a callback without a monitor: its one file is the last
         key, path = ("best_checkpoint", cb.best_model_path) if cb.monitor else ("last_checkpoint", last)
         if path and Path(path).is_file():
@@ -95,7 +99,7 @@ def tracking(loggers: list[Logger]) -> Iterator[None]:
 def _reason(e: BaseException) -> str:
     """MLflow's first line, shortened, and the error under it (e.g. ``ConnectionRefusedError``) that says why."""
     root = e
-    while root.__cause__ or root.__context__:
-        root = root.__cause__ or root.__context__
+    while (inner := root.__cause__ or root.__context__) is not None:
+        root = inner
     reason = textwrap.shorten(str(e).splitlines()[0], 160, placeholder=" ...")
     return reason if root is e else f"{reason} ({type(root).__name__}: {root})"
