@@ -70,38 +70,34 @@ def test_unknown_pipeline_and_small_cache_are_user_errors(tmp_path: Path) -> Non
     assert [ImageDataModule("digits", pipeline=old).pipeline for old in ("gpu", "cpu")] == ["cache", "stream"]
 
 
-def test_auto_picks_the_cache_where_it_has_room_and_says_so(tmp_path: Path) -> None:
-    dm = ImageDataModule(
-        "digits",
-        image_size=64,
-        channels=1,
-        normalize="half",
-        pipeline="auto",
-        cache_size="auto",
-        cache_dir=str(tmp_path),
+def test_auto_picks_the_cache_for_image_files_where_it_has_room_and_says_so(tmp_path: Path) -> None:
+    root = make_catsdogs_folder(tmp_path / "data", n_per_class=6)
+
+    def auto(cache_dir: Path | None) -> ImageDataModule:
+        dm = ImageDataModule(
+            "catsdogs", str(root), options={"classes": ["cat", "dog"]}, image_size=32, val_fraction=0.25,
+            test_fraction=0.0, pipeline="auto", cache_size="auto", cache_dir=str(cache_dir) if cache_dir else None,
+        )  # fmt: skip
+        assert dm.pipeline == "auto", "decided in setup, once the images are counted"
+        dm.setup("fit")
+        return dm
+
+    first = auto(tmp_path / "cache")
+    assert first.pipeline == "cache" and first.cache is not None and first.cache_size == 64
+    assert (
+        str(first.choices[-1])
+        == "data.pipeline=cache (images decoded once into a 1 MB cache, batches augmented in place)"
     )
-    assert dm.pipeline == "auto", "decided in setup, once the images are counted"
-    dm.setup("fit")
-    assert dm.pipeline == "cache" and dm.cache is not None and dm.cache_size == 128
-    assert str(dm.choices[-1]) == (
-        "data.pipeline=cache (images decoded once into a 28 MB cache, batches augmented in place)"
-    )  # 1,797 digits x 128 x 128 x 1 byte
-    again = ImageDataModule(
-        "digits",
-        image_size=64,
-        channels=1,
-        normalize="half",
-        pipeline="auto",
-        cache_size="auto",
-        cache_dir=str(tmp_path),
-    )
-    again.setup("fit")
-    assert str(again.choices[-1]) == "data.pipeline=cache (its 28 MB image cache is built)"
-    nowhere = ImageDataModule("digits", image_size=64, channels=1, normalize="half", pipeline="auto", cache_size="auto")
-    nowhere.setup("fit")
+    assert str(auto(tmp_path / "cache").choices[-1]) == "data.pipeline=cache (its 1 MB image cache is built)"
+    nowhere = auto(None)
     assert nowhere.pipeline == "stream" and str(nowhere.choices[-1]).endswith("(no data.cache_dir for an image cache)")
     full = sizing.pipeline(10 * 2**40, tmp_path / "not" / "made" / "yet")
     assert full.value == "stream" and full.why.startswith("an image cache of 10240.0 GB would take over half of the")
+    digits = ImageDataModule(
+        "digits", image_size=64, channels=1, normalize="half", pipeline="auto", cache_dir=str(tmp_path)
+    )
+    digits.setup("fit")
+    assert str(digits.choices[-1]) == "data.pipeline=stream (images held in memory: nothing to decode)"
 
 
 def test_device_batches_are_used_on_a_single_gpu_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -172,14 +172,15 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         self._check_cache_size()
 
     def _pick_pipeline(self) -> None:
-        """``auto``: the image cache unless it has no room (sizing.pipeline), said with the other choices."""
+        """``auto``: the image cache for image files where it has room (sizing.pipeline), said with the others."""
         self._resolve_cache_size()
         assert not isinstance(self.cache_size, str) and not isinstance(self.channels, str)  # resolved above
         built = self.cache_dir is not None and all(
             f.is_file() for f in cache_files(self.cache_dir / "images", self.image_cache_key)
         )
         rows = len(self.samples.items)
-        self.choices.append(sizing.pipeline(rows * self.channels * self.cache_size**2, self.cache_dir, built))
+        files = isinstance(self.samples.items[0], Path)
+        self.choices.append(sizing.pipeline(rows * self.channels * self.cache_size**2, self.cache_dir, built, files))
         self.pipeline = self.choices[-1].value
 
     @functools.cached_property
