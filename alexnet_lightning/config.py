@@ -25,14 +25,20 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 _ABSENT = object()
 
 
-def compose_config(config_name: str, output_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """The config ``python -m alexnet_lightning.<config_name> OVERRIDES`` would run with, writing into output_dir."""
+def compose_config(config_name: str, output_dir: str | Path | None, overrides: Sequence[str] = ()) -> DictConfig:
+    """The config ``python -m alexnet_lightning.<config_name> OVERRIDES`` would run with, writing into output_dir.
+
+    ``output_dir`` None: the command's own run directory (``hydra.run.dir``: ``outputs/<command>/DATE/TIME``
+    under the current directory, the time being now).
+    """
     resolvers.register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
+        if output_dir is None:
+            output_dir = Path(cfg.hydra.run.dir).absolute()
         del cfg["hydra"]  # as in a real run, where the hydra node is not part of the job's config
         cfg.paths.output_dir = str(output_dir)
     GlobalHydra.instance().clear()

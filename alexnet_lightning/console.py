@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from alexnet_lightning.config import CONF_DIR
 from alexnet_lightning.errors import UserError
 
 FIRST = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger")
@@ -37,10 +38,17 @@ def print_config_choices() -> None:
     """Three lines: each config group's option (dataset=digits model=alexnet ...), then the overrides typed."""
     hydra_cfg = HydraConfig.get()
     choices = reversed(list(hydra_cfg.runtime.choices.items()))  # Hydra lists them last default first
-    groups = [f"{group}={option}" for group, option in choices if option and not group.startswith("hydra")]
+    groups = [f"{group}={option}" for group, option in choices if _applied(group, option)]
     print("config: " + " ".join(groups))
     print("overrides: " + (" ".join(hydra_cfg.overrides.task) or "none"))
     print("print_config=full shows the whole config")
+
+
+def _applied(group: str, option: str | None) -> bool:
+    """An option that shaped the config: Hydra names ``optional local`` chosen also where the file is absent."""
+    if not option or group.startswith("hydra"):
+        return False
+    return group != "local" or (CONF_DIR / "local" / f"{option}.yaml").is_file()
 
 
 def print_full_config(cfg: DictConfig) -> None:

@@ -7,7 +7,7 @@ a ``Predictor`` is built from the file and nothing else; commands only choose in
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alexnet_lightning.checkpoint import load_classifier
 from alexnet_lightning.data.datamodule import ImageDataModule
-from alexnet_lightning.data.decode import BadImageError, decode, is_image_path
+from alexnet_lightning.data.decode import BadImageError, ImageSource, decode, is_image_path
 from alexnet_lightning.data.transforms import eval_transform
 from alexnet_lightning.errors import UserError
 from alexnet_lightning.module import AlexNetClassifier
@@ -57,7 +57,7 @@ class Predictor:
     def input_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.image_size, self.image_size)
 
-    def preprocess(self, source: str | Path | bytes) -> torch.Tensor:
+    def preprocess(self, source: ImageSource) -> torch.Tensor:
         """A normalized CxHxW float tensor; raises BadImageError for what is not a usable image."""
         return self.transform(decode(source, self.channels))
 
@@ -170,9 +170,9 @@ def find_inputs(inputs: str) -> list[Path]:
 
 
 class ImageFiles(Dataset):
-    """Preprocessed images; an unreadable file yields its reason instead of an exception."""
+    """Preprocessed images (files, or PIL images); an unreadable one yields its reason instead of an exception."""
 
-    def __init__(self, files: list[Path], predictor: Predictor) -> None:
+    def __init__(self, files: Sequence[ImageSource], predictor: Predictor) -> None:
         self.files, self.predictor = files, predictor
 
     def __len__(self) -> int:
@@ -190,7 +190,7 @@ def _keep_as_list(batch: list[Any]) -> list[Any]:
 
 
 def predict_files(
-    predictor: Predictor, files: list[Path], batch_size: int = 64, num_workers: int = 0, keep: int = 0
+    predictor: Predictor, files: Sequence[ImageSource], batch_size: int = 64, num_workers: int = 0, keep: int = 0
 ) -> tuple[list[torch.Tensor | None], list[str], dict[int, torch.Tensor]]:
     """Probabilities per file (None when unreadable), the reasons, and the first ``keep`` inputs for a grid."""
     probs: list[torch.Tensor | None] = [None] * len(files)

@@ -9,6 +9,7 @@ label is shown too, with the share of correct predictions. Unreadable files are 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,51 @@ from alexnet_lightning.attribution import gradcam_grid
 from alexnet_lightning.command import hydra_command
 from alexnet_lightning.config import check_config
 from alexnet_lightning.console import shown_path
+from alexnet_lightning.data.decode import ImageSource
 from alexnet_lightning.data.sources import label_from_name
 from alexnet_lightning.inference import Predictor, find_inputs, predict_files
+
+COLUMNS = ("path", "predicted", "probability", "top_k", "true", "correct", "error")  # of predictions.csv
+
+
+def prediction_rows(
+    predictor: Predictor, inputs: Sequence[ImageSource], probs: list[torch.Tensor | None], errors: list[str], k: int
+) -> list[dict[str, Any]]:
+    """One row per input (COLUMNS), None where a value is unknown: what predictions.csv and the Python API hold.
+
+    ``path`` is None for an image given in memory; ``top_k`` lists (class, probability) pairs, most likely
+    first; ``true`` and ``correct`` need a folder or file name that names a class (``cats/1.jpg``, ``cat.1.jpg``).
+    """
+    names = predictor.class_names
+    rows = []
+    for source, p, error in zip(inputs, probs, errors, strict=True):
+        path = Path(source) if isinstance(source, (str, Path)) else None
+        true = label_from_name(path, names) if path is not None else None
+        top = predictor.top_k(p, k) if p is not None else []
+        rows.append(
+            {
+                "path": str(path) if path is not None else None,
+                "predicted": top[0][0] if top else None,
+                "probability": top[0][1] if top else None,
+                "top_k": top,
+                "true": names[true] if true is not None else None,
+                "correct": int(p.argmax()) == true if p is not None and true is not None else None,
+                "error": error,
+            }
+        )
+    return rows
+
+
+def _csv_cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column == "probability":
+        return f"{value:.6f}"
+    if column == "top_k":
+        return " ".join(f"{c}:{v:.4f}" for c, v in value)
+    if column == "correct":
+        return str(value).lower()
+    return str(value)
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -33,24 +77,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     files = find_inputs(cfg.inputs)
     workers = sizing.workers().value if sizing.is_auto(cfg.num_workers) else cfg.num_workers
     probs, errors, kept = predict_files(predictor, files, cfg.batch_size, workers, cfg.grid_max)
-    names = predictor.class_names
-
-    rows, labelled, correct = [], 0, 0
-    for path, p, error in zip(files, probs, errors, strict=True):
-        true = label_from_name(path, names)
-        row = {"path": str(path), "predicted": "", "probability": "", "top_k": "", "true": "", "correct": ""}
-        if true is not None:
-            row["true"] = names[true]
-        if p is not None:
-            top = predictor.top_k(p, cfg.top_k)
-            row.update(predicted=top[0][0], probability=f"{top[0][1]:.6f}")
-            row["top_k"] = " ".join(f"{c}:{v:.4f}" for c, v in top)
-            if true is not None:
-                labelled += 1
-                correct += int(p.argmax()) == true
-                row["correct"] = str(int(p.argmax()) == true).lower()
-        rows.append({**row, "error": error})
-    write_csv(out / "predictions.csv", list(rows[0]), [list(r.values()) for r in rows])
+    rows = prediction_rows(predictor, files, probs, errors, cfg.top_k)
+    write_csv(out / "predictions.csv", list(COLUMNS), [[_csv_cell(c, r[c]) for c in COLUMNS] for r in rows])
+    labelled = sum(r["correct"] is not None for r in rows)
+    correct = sum(r["correct"] is True for r in rows)
 
     kept_probs = {i: p for i, p in enumerate(probs) if i in kept and p is not None}  # kept inputs were read
     images, titles, colors = [], [], []
@@ -58,9 +88,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         top_name, top_p = predictor.top_k(kept_probs[i], 1)[0]
         title = f"Pred: {top_name} ({top_p:.2f})"
         color = "black"
-        if rows[i]["true"]:
+        if rows[i]["true"] is not None:
             title += f"\nTrue: {rows[i]['true']}"
-            color = "darkgreen" if rows[i]["correct"] == "true" else "firebrick"
+            color = "darkgreen" if rows[i]["correct"] else "firebrick"
         images.append(plots.denormalize(x, predictor.mean, predictor.std))
         titles.append(title)
         colors.append(color)

@@ -22,7 +22,7 @@ from alexnet_lightning.console import describe_checkpoints, print_config_tree, s
 from alexnet_lightning.data.datamodule import ImageDataModule
 from alexnet_lightning.distributed import ddp_job
 from alexnet_lightning.module import AlexNetClassifier
-from alexnet_lightning.sweep import drop_resume_checkpoint, record_run
+from alexnet_lightning.sweep import RunRecord, drop_resume_checkpoint, record_run
 from alexnet_lightning.tune import tune
 
 resolvers.register()
@@ -142,15 +142,23 @@ def resolve_auto(cfg: DictConfig, datamodule: Any) -> list[sizing.Choice]:
     return choices
 
 
-def run(cfg: DictConfig) -> float:
-    """One training run as the command runs it: its record (metrics.json) and the sweepers' objective."""
+def run_recorded(cfg: DictConfig) -> RunRecord:
+    """One training run as the command runs it: the config printed, ``metrics.json`` written (also on failure).
+
+    The command and the Python API (``alexnet_lightning.api.train``) both run training through here.
+    """
     if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # Lightning sets the attribute at import
         print_config_tree(cfg)
     with record_run(cfg) as record:
         record.metrics = train(cfg)
     if record.metrics:  # finished: a failed run keeps its last epoch, to look into
         drop_resume_checkpoint(cfg)
-    return record.objective
+    return record
+
+
+def run(cfg: DictConfig) -> float:
+    """The command's job: one recorded run; Hydra's sweepers get its objective."""
+    return run_recorded(cfg).objective
 
 
 main = hydra_command("config", run)

@@ -143,6 +143,7 @@ WRITES: dict[tuple[str, ...], tuple[str, ...] | None] = {
     # resumed into a new run directory: a best.ckpt only for an epoch better than the earlier run's best
     ("alexnet_lightning.train", "ckpt_path="): tuple(f for f in TRAIN_RUN if f != "checkpoints/best.ckpt"),
     ("alexnet_lightning.train", "trainer=debug"): ("config_resolved.yaml", "split.json", "metrics.json"),  # 1 batch
+    ("alexnet_lightning.train", "debug=default"): ("config_resolved.yaml", "split.json", "metrics.json"),  # 1 batch
     ("alexnet_lightning.train", "-m"): SWEEP,
     ("alexnet_lightning.train", "hparams_search=optuna"): (*SWEEP, "optimization_results.yaml"),
     ("alexnet_lightning.eval",): (

@@ -6,6 +6,7 @@ PIL handles the odd cases in one place: EXIF rotation, CMYK, palette and RGBA im
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from pathlib import Path
@@ -18,6 +19,8 @@ from torchvision.transforms import v2
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 89_478_485  # PIL's own bomb limit: about 9,500 x 9,500
 MIN_SIDE = 8  # smaller images (1x1 tracking pixels, icons) carry no class information
+# A file, its bytes (an upload) or an image already in memory (the Python API's PIL images)
+ImageSource = str | Path | bytes | Image.Image
 
 
 class BadImageError(Exception):
@@ -39,7 +42,7 @@ def _to_mode(image: Image.Image, channels: int) -> Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def decode(source: str | Path | bytes, channels: int = 3, min_size: int | None = None) -> torch.Tensor:
+def decode(source: ImageSource, channels: int = 3, min_size: int | None = None) -> torch.Tensor:
     """Open, EXIF-rotate and convert an image; raise BadImageError with a short reason.
 
     With ``min_size``, JPEGs are decoded at 1/2, 1/4 or 1/8 scale (the DCT does it, several
@@ -66,18 +69,28 @@ def check(source: str | Path | bytes) -> tuple[int, int, str]:
 
 
 def _open(
-    source: str | Path | bytes, channels: int, draft: tuple[int, int] | None
+    source: ImageSource, channels: int, draft: tuple[int, int] | None
 ) -> tuple[Image.Image, tuple[int, int, str]]:
-    """The converted image and the file's own width, height and mode."""
+    """The converted image and the file's own width, height and mode.
+
+    A PIL image is the caller's: it is converted into a new image, never closed, rewound or drafted.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            in_memory = isinstance(source, Image.Image)
+            opened: contextlib.AbstractContextManager[Image.Image]
+            if isinstance(source, Image.Image):
+                opened = contextlib.nullcontext(source)
+            else:
+                opened = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            with opened as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise BadImageError(f"too large ({image.width}x{image.height} pixels)")
                 header = (image.width, image.height, image.mode)
-                image.seek(0)
-                if draft:
+                if not in_memory:
+                    image.seek(0)
+                if draft and not in_memory:
                     image.draft("RGB" if channels == 3 else "L", draft)  # JPEG DCT scaling; no-op for others
                 if image.getexif().get(0x0112, 1) != 1:  # only rotated photos pay for the copy
                     image = ImageOps.exif_transpose(image)
