@@ -70,8 +70,8 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     ``pipeline``: ``stream`` decodes and augments each image in DataLoader workers, every epoch (v2
     transforms); ``cache`` decodes every image once into a ``cache_size`` px uint8 cache and augments
     whole batches on the training device in ``on_after_batch_transfer`` (device_augment.py), a GPU or
-    the CPU; ``auto`` picks ``cache`` where it fits on disk (sizing.pipeline). ``decode=nvjpeg``
-    builds that cache on the GPU.
+    the CPU; ``auto`` picks ``cache`` for image files where it fits on disk, ``stream`` for data held
+    in memory (sizing.pipeline). ``decode=nvjpeg`` builds that cache on the GPU.
 
     ``crop_fraction``: the eval view resizes the short side to ``image_size / crop_fraction`` and
     center-crops ``image_size`` (ImageNet's 256 -> 224 is 0.875); it is stored in the checkpoint.
@@ -175,11 +175,13 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         """``auto``: the image cache for image files where it has room (sizing.pipeline), said with the others."""
         self._resolve_cache_size()
         assert not isinstance(self.cache_size, str) and not isinstance(self.channels, str)  # resolved above
-        built = self.cache_dir is not None and all(
-            f.is_file() for f in cache_files(self.cache_dir / "images", self.image_cache_key)
+        files = isinstance(self.samples.items[0], Path)
+        built = (  # the key stats every file: only where the answer can depend on it
+            files
+            and self.cache_dir is not None
+            and all(f.is_file() for f in cache_files(self.cache_dir / "images", self.image_cache_key))
         )
         rows = len(self.samples.items)
-        files = isinstance(self.samples.items[0], Path)
         self.choices.append(sizing.pipeline(rows * self.channels * self.cache_size**2, self.cache_dir, built, files))
         self.pipeline = self.choices[-1].value
 
