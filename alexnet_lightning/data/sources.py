@@ -157,9 +157,9 @@ def _class_folders(
     for name in names:
         if name not in classes:
             raise UserError(f"{folder / name} is a class that the training folder lacks: rename or remove it")
-        for path in image_files(folder / name, skipped):
-            items.append(path)
-            labels.append(classes.index(name))
+        found = image_files(folder / name, skipped)
+        items += found
+        labels += [classes.index(name)] * len(found)
     loose = sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if loose:
         skipped["outside class folders"] += loose
