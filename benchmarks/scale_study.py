@@ -108,7 +108,11 @@ def folders(sizes: list[int], root: Path) -> None:
 
 def _tree(pid: int) -> list[int]:
     found = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # it ended meanwhile
+        return found
+    for task in tasks:
         try:
             children = (task / "children").read_text().split()
         except OSError:
