@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 from alexnet_lightning import sizing
 from alexnet_lightning.atomic import write_atomic
 from alexnet_lightning.data import transforms as T
-from alexnet_lightning.data.arrays import compact
+from alexnet_lightning.data.arrays import compact, select
 from alexnet_lightning.data.cache import DECODERS, CachedImages, DeviceBatches, ImageCache, build_cache
 from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
 from alexnet_lightning.data.decode import decode, to_channels
@@ -186,20 +186,21 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     def load_samples(self) -> None:
         """Find the samples, exclude bad files, split; everything but the statistics.
 
-        The samples are kept compact (arrays.py): numpy arrays, not a Python object per image.
+        The samples are made compact (arrays.py) as soon as they are listed: numpy arrays, not a Python
+        object per image, in this process and in every worker it forks.
         """
         started = time.monotonic()
-        samples = find_samples(self.source, self.data_dir, self.options)
+        samples = compact(find_samples(self.source, self.data_dir, self.options))  # one Path per file no longer
         log.info("listed %d files in %.1f s", len(samples.items), time.monotonic() - started)
         if samples.skipped:
             log.info("ignored files: %s", ", ".join(f"{n} {why}" for why, n in sorted(samples.skipped.items())))
-        if samples.items and isinstance(samples.items[0], Path):
+        if len(samples.items) and isinstance(samples.items[0], Path):
             self.scan = scan_files(samples.items, self.cache_dir, progress=rank_zero_only.rank == 0)
             self.bad_files = self.scan.bad
             if self.bad_files:
                 first = "; ".join(f"{p}: {r}" for p, r in list(self.bad_files.items())[:5])
                 log.warning("%d bad image files excluded (all in bad_files.txt): %s", len(self.bad_files), first)
-                samples = samples.subset(np.flatnonzero(self.scan.good).tolist())
+                samples = select(samples, np.flatnonzero(self.scan.good))
         validate(samples, self.source, self.data_dir)
         self._size_to(samples)
         if isinstance(samples.items[0], Path):
@@ -207,7 +208,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             samples.load = functools.partial(decode, min_size=2 * self.image_size)
         started = time.monotonic()
         self.splits = self._split(samples)
-        self.samples = compact(samples)
+        self.samples = samples
         if not self.splits["val"]:
             raise UserError(
                 f"the validation split is empty ({len(samples.items)} images, data.val_fraction={self.val_fraction}): "
@@ -285,7 +286,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     def split_items(self, split: str) -> tuple[list[Any], list[int]]:
         """The items (paths or indices, for ``samples.load``) and labels of one split."""
         positions = self.splits.get(split, [])
-        return [self.samples.items[p] for p in positions], self.samples.labels[positions].tolist()
+        return [self.samples.items[p] for p in positions], self.samples.labels.take(positions).tolist()
 
     def write_run_files(self, out_dir: Path) -> None:
         """``split.json`` (item names per split) and ``bad_files.txt`` (path, tab, reason) in the run directory."""

@@ -287,7 +287,7 @@ def find_samples(source: str, data_dir: str | None, options: dict[str, Any] | No
 
 def validate(samples: Samples, source: str, data_dir: str | None) -> None:
     """One clear error for a data set no classifier can learn from."""
-    if not samples.items:
+    if not len(samples.items):  # a list, or the arrays of compact samples
         raise UserError(f"data set {source!r} in {data_dir} is empty: no usable images found")
     present = set(samples.labels)
     if len(present) < 2:
