@@ -231,6 +231,8 @@ def run(sizes: list[int], root: Path, label: str, repeats: int, extra: list[str]
             sampler.join()
             peak_kb = int(out.split()[-1]) if out.split() else 0
             samples = sampler.samples
+            with (work / "pss.csv").open("w") as f:  # the time series behind the row, beside the run
+                f.writelines(f"{t - start:.2f},{kb},{n},{cpu:.2f}\n" for t, kb, n, cpu in samples)
             row = {
                 "label": label,
                 "images": n,
