@@ -37,7 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "scale_study.csv"
 CLASSES = 10
 SHAPE = (96, 128)  # height, width
 COLUMNS = [
-    "label", "images", "repeat", "status", "wall_s", "peak_pss_mb", "sampled_peak_mb", "processes_max",
+    "label", "images", "repeat", "status", "wall_s", "peak_pss_mb", "sampled_peak_mb", "anon_peak_mb", "processes_max",
     "phases", "load_before", "load_after", "commit", "command",
 ]  # fmt: skip
 
@@ -131,18 +131,22 @@ def _cpu_s(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def _pss_kb(pid: int) -> int:
+def _pss_kb(pid: int) -> tuple[int, int]:
+    """PSS and its anonymous part (heap, shared memory), which, unlike the part of mapped files, does not
+    depend on how many other processes on the machine map the same libraries (torch's are 300 MB)."""
+    found = {}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+            name, _, value = line.partition(":")
+            found[name] = int(value.split()[0]) if name.startswith("Pss") else 0
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return found.get("Pss", 0), found.get("Pss_Anon", 0) + found.get("Pss_Shmem", 0)
 
 
 class Sampler(threading.Thread):
-    """(time, summed PSS in KB, processes, CPU seconds so far) of a process tree every ``interval`` seconds."""
+    """(time, summed PSS in KB, processes, CPU seconds so far, summed anonymous PSS in KB) of a process tree
+    every ``interval`` seconds."""
 
     def __init__(self, pid: int, interval: float = 0.3) -> None:
         super().__init__(daemon=True)
@@ -152,7 +156,9 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             pids = _tree(self.pid)
-            self.samples.append((time.time(), sum(map(_pss_kb, pids)), len(pids), sum(map(_cpu_s, pids))))
+            pss = [_pss_kb(pid) for pid in pids]
+            cpu = sum(map(_cpu_s, pids))
+            self.samples.append((time.time(), sum(p for p, _ in pss), len(pids), cpu, sum(a for _, a in pss)))
             time.sleep(self.interval)
 
 
@@ -168,25 +174,26 @@ def _phase_ends(log: Path) -> list[tuple[str, float]]:
 
 
 def _phases(ends: list[tuple[str, float]], samples: list[tuple], start: float, end: float) -> str:
-    """``phase seconds/peak MB/CPU seconds`` for each phase, from the end of the one before (phases a version does not
-    log are merged into the next one it does); the last, train+test, is one epoch of 2 batches, validation,
-    test and the end of the run."""
+    """``phase seconds/peak MB/peak anonymous MB/CPU seconds`` for each phase, from the end of the one before
+    (phases a version does not log are merged into the next one it does); the last, train+test, is one
+    epoch of 2 batches, validation, test and the end of the run."""
     found = dict(ends)
     parts, merged, previous = [], [], start
     for name, stop in [(name, found.get(name)) for name, _ in PHASE_ENDS] + [("train+test", end)]:
         merged.append(name)
         if stop is None:
             continue
-        inside = [kb for t, kb, *_ in samples if previous <= t <= stop]
+        peak = max((kb for t, kb, *_ in samples if previous <= t <= stop), default=0) / 1024
+        anon = max((a for t, *_, a in samples if previous <= t <= stop), default=0) / 1024
         cpu = _cpu_at(samples, stop) - _cpu_at(samples, previous)
-        parts.append(f"{'+'.join(merged)} {stop - previous:.1f}s/{max(inside, default=0) / 1024:.0f}MB/cpu{cpu:.1f}s")
+        parts.append(f"{'+'.join(merged)} {stop - previous:.1f}s/{peak:.0f}MB/anon{anon:.0f}MB/cpu{cpu:.1f}s")
         merged, previous = [], stop
     return "; ".join(parts)
 
 
 def _cpu_at(samples: list[tuple], when: float) -> float:
     """The tree's CPU seconds at the last sample before ``when``."""
-    return max((cpu for t, _, _, cpu in samples if t <= when), default=0.0)
+    return max((cpu for t, _, _, cpu, _ in samples if t <= when), default=0.0)
 
 
 def _loadavg() -> str:
@@ -232,7 +239,7 @@ def run(sizes: list[int], root: Path, label: str, repeats: int, extra: list[str]
             peak_kb = int(out.split()[-1]) if out.split() else 0
             samples = sampler.samples
             with (work / "pss.csv").open("w") as f:  # the time series behind the row, beside the run
-                f.writelines(f"{t - start:.2f},{kb},{n},{cpu:.2f}\n" for t, kb, n, cpu in samples)
+                f.writelines(f"{t - start:.2f},{kb},{n},{cpu:.2f},{anon}\n" for t, kb, n, cpu, anon in samples)
             row = {
                 "label": label,
                 "images": n,
@@ -241,7 +248,8 @@ def run(sizes: list[int], root: Path, label: str, repeats: int, extra: list[str]
                 "wall_s": f"{end - start:.1f}",
                 "peak_pss_mb": f"{peak_kb / 1024:.0f}",
                 "sampled_peak_mb": f"{max((kb for _, kb, *_ in samples), default=0) / 1024:.0f}",
-                "processes_max": max((p for _, _, p, _ in samples), default=0) - 1,  # less pss_peak.sh's bash
+                "anon_peak_mb": f"{max((a for *_, a in samples), default=0) / 1024:.0f}",
+                "processes_max": max((p for _, _, p, *_ in samples), default=0) - 1,  # less pss_peak.sh's bash
                 "phases": _phases(_phase_ends(work / "run" / "train.log"), samples, start, end)
                 if (work / "run" / "train.log").exists()
                 else "",
