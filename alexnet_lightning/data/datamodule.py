@@ -261,9 +261,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         if fixed:
             return fixed
         train = self.splits["train"]
-        key = fingerprint(
-            [self.samples.items[p] for p in train], self.source, self.data_dir, self.image_size, self.channels
-        )
+        key = fingerprint(self.samples.items.take(train), self.source, self.data_dir, self.image_size, self.channels)
         cache = self.cache_dir / "stats" / f"{key}.json" if self.cache_dir else None
         if cache is None:
             return self._compute_stats()
