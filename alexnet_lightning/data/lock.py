@@ -32,7 +32,6 @@ def exclusive(entry: Path, what: str) -> Iterator[None]:
     then finds its file gone (or replaced) locks the new one instead.
     """
     lock = entry.with_name(entry.name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
     held = _acquire(lock, what)
     try:
         yield
@@ -43,14 +42,20 @@ def exclusive(entry: Path, what: str) -> Iterator[None]:
 
 
 def _acquire(lock: Path, what: str) -> IO | None:
-    """The lock file, opened and locked; None where the file system has no locks."""
+    """The lock file, opened and locked; None where it cannot be (a read-only cache, a file system without
+    locks): then this process goes on without waiting for others."""
     waiting = False
     while True:
-        f = open(lock, "a")  # noqa: SIM115  # closed by exclusive() or below
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            f = open(lock, "a")  # noqa: SIM115  # closed by exclusive() or below
+        except OSError as e:
+            log.warning("%s: cannot create %s (%s): not waiting for other processes", what, lock, e.strerror)
+            return None
         try:
             fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):  # no locks here (ENOLCK, ...): build without them
+            if e.errno not in (errno.EAGAIN, errno.EACCES):  # no locks here (ENOLCK, ...)
                 f.close()
                 log.warning("%s: cannot lock %s (%s): not waiting for other processes", what, lock, e.strerror)
                 return None
