@@ -224,8 +224,8 @@ def _as_tuples(value: Any) -> Any:
 
 
 def _label_counts(datamodule: Any, split: str, num_classes: int) -> torch.Tensor:
-    labels = datamodule.split_items(split)[1] if hasattr(datamodule, "split_items") else []
-    return torch.bincount(torch.tensor(labels, dtype=torch.long), minlength=num_classes).double()
+    labels = datamodule.split_labels(split) if hasattr(datamodule, "split_labels") else []
+    return torch.bincount(torch.as_tensor(labels, dtype=torch.long), minlength=num_classes).double()
 
 
 class LearningWatch(L.Callback):

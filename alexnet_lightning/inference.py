@@ -143,7 +143,7 @@ def checkpoint_datamodule(
 
 
 def split_loader(datamodule: ImageDataModule, split: str) -> DataLoader:
-    """The ``test`` or ``val`` loader of a checkpoint_datamodule, whose pipeline=cpu makes it a plain DataLoader."""
+    """The ``test`` or ``val`` loader of a checkpoint_datamodule, whose pipeline=stream makes it a plain DataLoader."""
     loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
     assert isinstance(loader, DataLoader)
     return loader

@@ -42,8 +42,8 @@ def class_table(dm: ImageDataModule) -> list[str]:
 def sizes_and_modes(dm: ImageDataModule) -> tuple[list[tuple[int, int]], Counter]:
     """Width/height and file mode of every usable image (from the file check for folders)."""
     if dm.scan is not None:
-        info = [dm.scan.info[str(item)] for item in dm.samples.items]
-        return [(w, h) for w, h, _ in info], Counter(mode for _, _, mode in info)
+        good = dm.scan.good
+        return [(w, h) for w, h in dm.scan.sizes[good].tolist()], Counter(dm.scan.mode_of(good))
     shapes = [dm.samples.load(item).shape for item in dm.samples.items]
     return [(s[2], s[1]) for s in shapes], Counter("L" if s[0] == 1 else "RGB" for s in shapes)
 

@@ -79,10 +79,14 @@ def epochs(train_images: int, images_to_see: int, low: int, high: int) -> Choice
     return Choice("trainer.max_epochs", n, f"{train_images} training images, about {images_to_see} to see")
 
 
+def cores() -> int:
+    """The cores this process may use (a SLURM job's, not the node's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def workers() -> Choice[int]:
     """One loader process per core this process may use (at most 8), so DataLoader never warns of too many."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return Choice("data.num_workers", min(8, cores), f"{cores} cores")
+    return Choice("data.num_workers", min(8, cores()), f"{cores()} cores")
 
 
 def pipeline(cache_bytes: int, cache_dir: Path | None, built: bool = False, files: bool = True) -> Choice:

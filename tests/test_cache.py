@@ -120,7 +120,7 @@ def test_device_batches_cover_the_data_once_per_epoch_in_a_new_order(folder: lis
         assert sorted(labels.tolist()) == [0, 1, 3, 4]  # the bad files' items are not served
         for images, y, sizes in epoch:
             for image, label, size in zip(images, y, sizes, strict=True):
-                expected_image, _, expected_size = data[data.labels.index(int(label))]
+                expected_image, _, expected_size = data[int(np.flatnonzero(data.labels == label)[0])]
                 assert torch.equal(image, expected_image) and torch.equal(size, expected_size)
     orders = [torch.cat([y for _, y, _ in epoch]).tolist() for epoch in epochs]
     assert len({tuple(o) for o in orders}) > 1

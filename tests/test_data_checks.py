@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fixtures import make_bad_files, make_catsdogs_folder, make_odd_files
 
@@ -42,8 +43,10 @@ def test_scan_result_is_cached_by_file_list(tmp_path: Path, monkeypatch: pytest.
     first = scan_files(paths, tmp_path / "cache")
     monkeypatch.setattr(checks, "_check_one", lambda path: pytest.fail("scanned again"))
     again = scan_files(paths, tmp_path / "cache")
-    assert again == first and len(first.info) == 6
-    assert first.info[str(root / "cat.0.jpg")] == (48, 40, "RGB")
+    assert np.array_equal(again.sizes, first.sizes) and again.mode_of(again.good) == first.mode_of(first.good)
+    assert again.bad == first.bad and len(first.bad) == len(paths) - 6
+    cat0 = paths.index(root / "cat.0.jpg")
+    assert tuple(first.sizes[cat0]) == (48, 40) and first.mode_of([cat0]) == ["RGB"]
 
 
 def test_a_data_set_of_only_bad_files_is_an_error(tmp_path: Path) -> None:

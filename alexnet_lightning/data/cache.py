@@ -12,10 +12,10 @@ old one without decoding anything. Files that cannot be decoded are left out and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,17 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from alexnet_lightning import sizing
 from alexnet_lightning.atomic import atomic_path, write_atomic
 from alexnet_lightning.data.decode import BadImageError, decode, to_channels
 from alexnet_lightning.data.fingerprint import fingerprint
+from alexnet_lightning.data.lock import exclusive
 from alexnet_lightning.data.order import EpochShuffle
+from alexnet_lightning.data.pool import CHUNK, process_pool
+from alexnet_lightning.data.progress import PassProgress
 from alexnet_lightning.errors import UserError
 
 CACHE_FORMAT = 1  # bump when the file layout changes, so old caches are not misread
@@ -72,11 +75,6 @@ def _fit(image: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     return TF.resize(to_channels(image, channels), [size, size], antialias=True)
 
 
-def _progress(enabled: bool) -> Progress:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, disable=not enabled)
-
-
 def build_cache(
     items: Sequence[Any],
     cache_dir: str | Path,
@@ -91,27 +89,27 @@ def build_cache(
 ) -> ImageCache:
     """Decode ``items`` (image paths, or anything ``load`` turns into a uint8 CxHxW tensor) into a cache.
 
-    Decoding runs in threads (PIL and torch release the GIL while they work); ``decoder=nvjpeg``
-    decodes JPEG files on the GPU in batches instead. ``identity`` (e.g. the source and folder)
-    joins the key, so that data sets whose items are plain indices never share a cache; ``key``:
-    cache_key's value, when the caller has it already.
+    Decoding runs in a pool of ``workers`` processes (default: one per core; pool.py), each writing its
+    rows into the file; ``decoder=nvjpeg`` decodes JPEG files on the GPU in batches instead. ``identity``
+    (e.g. the source and folder) joins the key, so that data sets whose items are plain indices never
+    share a cache; ``key``: cache_key's value, when the caller has it already. Processes that need the
+    same cache at once wait for the first to build it (lock.py).
     """
     if decoder not in DECODERS:
         raise UserError(f"data.decode={decoder!r} is unknown: use one of {', '.join(DECODERS)}")
     if decoder == "nvjpeg" and not torch.cuda.is_available():
         raise UserError("data.decode=nvjpeg needs a CUDA GPU and none is visible: use data.decode=pil")
     path, meta_path = cache_files(cache_dir, key or cache_key(items, size, channels, identity))
-    built = _load_built(path, meta_path, len(items), channels, size)
-    if built is not None:
-        return built
-
-    with atomic_path(path) as partial:  # an interrupted build leaves no half-written file behind
-        sizes, bad = _write(
-            partial, items, size, channels, load or (lambda item: decode(item, channels)), decoder, workers, progress
-        )
-    rows = np.where(sizes[:, 0] > 0, np.arange(len(items)), -1)
-    meta = {"items": [str(i) for i in items], "rows": rows.tolist(), "sizes": sizes.tolist(), "bad": bad}
-    write_atomic(meta_path, json.dumps(meta))  # written last: a cache without its metadata is never used
+    with exclusive(path, "image cache"):
+        built = _load_built(path, meta_path, len(items), channels, size)
+        if built is not None:
+            return built
+        with atomic_path(path) as partial:  # an interrupted build leaves no half-written file behind
+            load = load or functools.partial(decode, channels=channels)
+            sizes, bad = _write(partial, items, size, channels, load, decoder, workers, progress)
+        rows = np.where(sizes[:, 0] > 0, np.arange(len(items)), -1)
+        meta = {"rows": rows.tolist(), "sizes": sizes.tolist(), "bad": bad}
+        write_atomic(meta_path, json.dumps(meta))  # written last: a cache without its metadata is never used
     return ImageCache(path, len(items), channels, size, rows, sizes, bad, len(items))
 
 
@@ -151,31 +149,60 @@ def _write(
     progress: bool,
 ) -> tuple[np.ndarray, dict[str, str]]:
     """Fill the image file row by row; returns original sizes (0 for bad files) and bad files' reasons."""
-    out = np.memmap(partial, dtype=np.uint8, mode="w+", shape=(max(len(items), 1), channels, size, size))
+    n = len(items)
+    with open(partial, "wb") as f:
+        f.truncate(max(n, 1) * channels * size * size)  # every row, zeros until written
+    sizes = np.zeros((n, 2), dtype=np.int64)
+    bad: dict[str, str] = {}
+    jobs = (
+        (partial, start, [items[i] for i in range(start, min(start + CHUNK, n))], size, channels, load)
+        for start in range(0, n, CHUNK)
+    )
+    workers = 1 if decoder == "nvjpeg" else min(workers or sizing.cores(), -(-n // CHUNK))
+    with PassProgress(f"caching {n} images at {size}px", n, progress) as bar, process_pool(workers) as pool:
+        if decoder == "nvjpeg":
+            done: Iterator = _nvjpeg_rows(partial, items, size, channels, load)
+        else:
+            done = pool.imap(_write_rows, jobs) if pool else map(_write_rows, jobs)
+        for start, written, failed in done:
+            sizes[start : start + len(written)] = written
+            bad.update(failed)
+            bar.advance(len(written))
+        bar.finish(f"cached {n} images at {size} px ({len(bad)} bad) in {workers} process{'es' * (workers > 1)}")
+    with open(partial, "rb+") as f:
+        os.fsync(f.fileno())
+    return sizes, bad
+
+
+def _write_rows(
+    job: tuple[Path, int, list[Any], int, int, Callable[[Any], torch.Tensor]],
+) -> tuple[int, np.ndarray, dict[str, str]]:
+    """Decode a chunk of items into their rows of the file (a pool task): their sizes, and bad files' reasons."""
+    path, start, items, size, channels, load = job
     sizes = np.zeros((len(items), 2), dtype=np.int64)
     bad: dict[str, str] = {}
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for k, item in enumerate(items):
+            try:
+                image = load(item)
+            except BadImageError as e:
+                bad[str(item)] = str(e)
+                continue
+            sizes[k] = _put_row(fd, start + k, image, size, channels)
+    finally:
+        os.close(fd)
+    return start, sizes, bad
 
-    def store(i: int, image: torch.Tensor) -> None:
-        sizes[i] = image.shape[-2:]
-        out[i] = _fit(image, size, channels).cpu().numpy()
 
-    def one(i: int) -> None:
-        try:
-            store(i, load(items[i]))
-        except BadImageError as e:
-            bad[str(items[i])] = str(e)
+def _put_row(fd: int, row: int, image: torch.Tensor, size: int, channels: int) -> tuple[int, int]:
+    """Write ``image``, fitted to the cache, as row ``row``; return its original (height, width).
 
-    with _progress(progress) as bar:
-        task = bar.add_task(f"caching {len(items)} images at {size}px", total=len(items))
-        if decoder == "nvjpeg":
-            for done in _nvjpeg_batches(items, channels, store, one):
-                bar.advance(task, done)
-        else:
-            with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-                for _ in pool.map(one, range(len(items))):
-                    bar.advance(task)
-    out.flush()
-    return sizes, bad
+    A write, not a memory mapping: no page of a cache larger than memory ever counts in the builder's memory.
+    """
+    data = _fit(image, size, channels).cpu().numpy().tobytes()
+    os.pwrite(fd, data, row * len(data))
+    return image.shape[-2], image.shape[-1]
 
 
 def _nvjpeg_ready(path: str) -> bool:
@@ -189,23 +216,35 @@ def _nvjpeg_ready(path: str) -> bool:
         return False
 
 
-def _nvjpeg_batches(items: Sequence[Any], channels: int, store: Callable, fallback: Callable, batch: int = 256):
-    """Decode JPEG files on the GPU in batches and resize them there; other files and failures go through PIL."""
+def _nvjpeg_rows(
+    path: Path, items: Sequence[Any], size: int, channels: int, load: Callable, batch: int = CHUNK
+) -> Iterator[tuple[int, np.ndarray, dict[str, str]]]:
+    """Decode JPEG files on the GPU in batches and resize them there; other files and failures go through
+    ``load`` (PIL). Yields what ``_write_rows`` returns, one batch at a time."""
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
     mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
-    for start in range(0, len(items), batch):
-        indices = range(start, min(start + batch, len(items)))
-        jpegs = [i for i in indices if _nvjpeg_ready(str(items[i]))]
-        try:
-            decoded = decode_jpeg([read_file(str(items[i])) for i in jpegs], mode=mode, device="cuda")
-        except RuntimeError:  # one bad file fails the batch: let PIL find and name it
-            decoded, jpegs = [], []
-        for i, image in zip(jpegs, decoded, strict=True):
-            store(i, image)
-        for i in sorted(set(indices) - set(jpegs)):
-            fallback(i)
-        yield len(indices)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for start in range(0, len(items), batch):
+            indices = range(start, min(start + batch, len(items)))
+            jpegs = [i for i in indices if _nvjpeg_ready(str(items[i]))]
+            try:
+                decoded = decode_jpeg([read_file(str(items[i])) for i in jpegs], mode=mode, device="cuda")
+            except RuntimeError:  # one bad file fails the batch: let PIL find and name it
+                decoded, jpegs = [], []
+            sizes = np.zeros((len(indices), 2), dtype=np.int64)
+            bad: dict[str, str] = {}
+            for i, image in zip(jpegs, decoded, strict=True):
+                sizes[i - start] = _put_row(fd, i, image, size, channels)
+            for i in sorted(set(indices) - set(jpegs)):
+                try:
+                    sizes[i - start] = _put_row(fd, i, load(items[i]), size, channels)
+                except BadImageError as e:
+                    bad[str(items[i])] = str(e)
+            yield start, sizes, bad
+    finally:
+        os.close(fd)
 
 
 class CachedImages(Dataset):
@@ -215,13 +254,15 @@ class CachedImages(Dataset):
     file was bad are skipped (build_cache reported them). Rows are read with ``pread`` rather than
     through a memory map: the pages a map touches count towards the process's memory (PSS) for as
     long as they stay mapped, so an epoch over a large cache would look like, and be accounted as, a
-    process holding all of it. The file is opened lazily in each DataLoader worker.
+    process holding all of it. The file is opened lazily in each DataLoader worker; rows and labels
+    are numpy arrays, which workers read without copying (arrays.py).
     """
 
-    def __init__(self, cache: ImageCache, positions: Sequence[int], labels: Sequence[int]) -> None:
+    def __init__(self, cache: ImageCache, positions: Sequence[int], labels: Sequence[int] | np.ndarray) -> None:
         self.cache = cache
-        self.rows = [int(cache.rows[p]) for p in positions if cache.rows[p] >= 0]
-        self.labels = [int(labels[p]) for p in positions if cache.rows[p] >= 0]
+        rows = cache.rows[np.asarray(positions, dtype=np.int64)]
+        self.rows = rows[rows >= 0]
+        self.labels = np.asarray(labels, dtype=np.int64)[np.asarray(positions, dtype=np.int64)][rows >= 0]
         self._fd: int | None = None
 
     def __len__(self) -> int:
@@ -234,7 +275,7 @@ class CachedImages(Dataset):
         image = np.empty((self.cache.channels, self.cache.size, self.cache.size), dtype=np.uint8)
         if os.preadv(self._fd, [image], row * image.nbytes) != image.nbytes:  # type: ignore[list-item]  # numpy types ndarray as a Buffer only for Python >= 3.12
             raise UserError(f"image cache {self.cache.path} is shorter than its metadata: delete it (make clean-cache)")
-        return torch.from_numpy(image), self.labels[i], torch.from_numpy(self.cache.sizes[row])
+        return torch.from_numpy(image), int(self.labels[i]), torch.from_numpy(self.cache.sizes[row])
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_fd": None}
@@ -278,7 +319,8 @@ class DeviceBatches:
             device = torch.device(self.device() if callable(self.device) else self.device)
             images = torch.from_numpy(np.ascontiguousarray(self.data.cache.images()[self.data.rows]))
             sizes = torch.from_numpy(self.data.cache.sizes[self.data.rows])
-            self._tensors = (images.to(device), torch.tensor(self.data.labels, device=device), sizes.to(device))
+            labels = torch.as_tensor(self.data.labels, dtype=torch.long, device=device)
+            self._tensors = (images.to(device), labels, sizes.to(device))
         return self._tensors
 
     def __iter__(self):

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from alexnet_lightning import sizing
 from alexnet_lightning.atomic import write_atomic
 from alexnet_lightning.data import transforms as T
+from alexnet_lightning.data.arrays import compact, release_freed_memory, select
 from alexnet_lightning.data.cache import (
     DECODERS,
     CachedImages,
@@ -30,6 +34,7 @@ from alexnet_lightning.data.checks import Scan, format_bad_files, scan_files
 from alexnet_lightning.data.decode import decode, to_channels
 from alexnet_lightning.data.device_augment import DeviceAugment, DeviceAugmentMixin
 from alexnet_lightning.data.fingerprint import fingerprint
+from alexnet_lightning.data.lock import exclusive
 from alexnet_lightning.data.order import EpochShuffle
 from alexnet_lightning.data.presets import preset_name
 from alexnet_lightning.data.sources import Samples, find_samples, validate
@@ -44,21 +49,24 @@ OLD_PIPELINE_NAMES = {"gpu": "cache", "cpu": "stream"}  # from before the CPU co
 
 
 class ImageDataset(Dataset):
-    """Items of a source, loaded to uint8, converted to ``channels`` and transformed."""
+    """Items of one split of compact samples (arrays.py), loaded to uint8, converted to ``channels`` and transformed.
 
-    def __init__(self, samples: Samples, positions: list[int], channels: int, transform: Callable) -> None:
-        self.samples = samples
-        self.positions = positions
-        self.channels = channels
-        self.transform = transform
+    It keeps numpy arrays of its own split only (positions, items, labels): all that a DataLoader worker
+    receives, and nothing whose reading copies the parent's memory into the worker.
+    """
+
+    def __init__(self, samples: Samples, positions: Sequence[int], channels: int, transform: Callable) -> None:
+        self.positions = np.asarray(positions, dtype=np.int64)
+        self.items = samples.items.take(self.positions)
+        self.labels = samples.labels.take(self.positions)
+        self.load, self.channels, self.transform = samples.load, channels, transform
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        pos = self.positions[i]
-        image = to_channels(self.samples.load(self.samples.items[pos]), self.channels)
-        return self.transform(image), self.samples.labels[pos]
+        image = to_channels(self.load(self.items[i]), self.channels)
+        return self.transform(image), int(self.labels[i])
 
 
 class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
@@ -237,17 +245,23 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         )
 
     def load_samples(self) -> None:
-        """Find the samples, exclude bad files, split; everything but the statistics."""
-        samples = find_samples(self.source, self.data_dir, self.options)
+        """Find the samples, exclude bad files, split; everything but the statistics.
+
+        The samples are made compact (arrays.py) as soon as they are listed: numpy arrays, not a Python
+        object per image, in this process and in every worker it forks.
+        """
+        started = time.monotonic()
+        samples = compact(find_samples(self.source, self.data_dir, self.options))  # one Path per file no longer
+        log.info("listed %d files in %.1f s", len(samples.items), time.monotonic() - started)
         if samples.skipped:
             log.info("ignored files: %s", ", ".join(f"{n} {why}" for why, n in sorted(samples.skipped.items())))
-        if samples.items and isinstance(samples.items[0], Path):
-            self.scan = scan_files(samples.items, self.cache_dir)
+        if len(samples.items) and isinstance(samples.items[0], Path):
+            self.scan = scan_files(samples.items, self.cache_dir, progress=rank_zero_only.rank == 0)  # type: ignore[attr-defined]
             self.bad_files = self.scan.bad
             if self.bad_files:
                 first = "; ".join(f"{p}: {r}" for p, r in list(self.bad_files.items())[:5])
                 log.warning("%d bad image files excluded (all in bad_files.txt): %s", len(self.bad_files), first)
-                samples = samples.subset([i for i, p in enumerate(samples.items) if str(p) not in self.bad_files])
+                samples = select(samples, np.flatnonzero(self.scan.good))
         validate(samples, self.source, self.data_dir)
         self._size_to(samples)
         assert not isinstance(self.image_size, str)
@@ -255,6 +269,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
             # twice the training size keeps crops sharp; photos far larger than that decode at reduced scale
             samples.load = functools.partial(decode, min_size=2 * self.image_size)
         self._samples = samples
+        started = time.monotonic()
         self.splits = self._split(samples)
         if not self.splits["val"]:
             raise UserError(
@@ -262,15 +277,21 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
                 "raise data.val_fraction or add images"
             )
         counts = ", ".join(f"{name} {len(pos)}" for name, pos in self.splits.items())
-        log.info("%s: %d classes, %s images", self.source, len(samples.classes), counts)
+        log.info(
+            "%s: %d classes, %s images (split in %.1f s)",
+            self.source,
+            len(samples.classes),
+            counts,
+            time.monotonic() - started,
+        )
 
     def _size_to(self, samples: Samples) -> None:
         """Resolve ``image_size`` and ``channels`` left at ``auto`` from the scan (files) or the first image."""
         if not (sizing.is_auto(self.image_size) or sizing.is_auto(self.channels)):
             return
         if self.scan is not None:
-            kept = [self.scan.info[str(p)] for p in samples.items]
-            sides, modes = [min(w, h) for w, h, _ in kept], [mode for _, _, mode in kept]
+            good = self.scan.good
+            sides, modes = self.scan.sizes[good].min(axis=1).tolist(), self.scan.mode_of(good)
         else:  # an in-memory data set (digits, MNIST, CIFAR pickles): one array, one shape and mode for all
             first = samples.load(samples.items[0])
             n = len(samples.items)
@@ -303,25 +324,37 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
         if fixed:
             return fixed
         train = self.splits["train"]
-        key = fingerprint(
-            [self.samples.items[p] for p in train], self.source, self.data_dir, self.image_size, self.channels
-        )
+        key = fingerprint(self.samples.items.take(train), self.source, self.data_dir, self.image_size, self.channels)
         cache = self.cache_dir / "stats" / f"{key}.json" if self.cache_dir else None
-        cached = load_cached(cache, self.channels) if cache else None
-        if cached:
-            log.info("normalization statistics reused from %s", cache)
-            return cached
-        eval_steps = v2.Compose([T.resize_center_crop(self.image_size), T.to_float()])
-        with torch.random.fork_rng(devices=[]):  # a cache miss must not shift the run's random stream
-            mean, std = channel_stats(self._dataset("train", eval_steps), num_workers=self.num_workers)
-        if cache:
+        if cache is None:
+            return self._compute_stats()
+        with exclusive(cache, "normalization statistics"):  # other ranks and sweep runs wait, then reuse
+            cached = load_cached(cache, self.channels)
+            if cached:
+                log.info("normalization statistics reused from %s", cache)
+                return cached
+            mean, std = self._compute_stats()
             save_cached(cache, mean, std)
         return mean, std
 
+    def _compute_stats(self) -> tuple[list[float], list[float]]:
+        assert not isinstance(self.image_size, str)  # load_samples sized it
+        eval_steps = v2.Compose([T.resize_center_crop(self.image_size), T.to_float()])
+        release_freed_memory()  # the statistics loader's workers fork from this process
+        with torch.random.fork_rng(devices=[]):  # a cache miss must not shift the run's random stream
+            return channel_stats(
+                self._dataset("train", eval_steps),
+                num_workers=self.num_workers,
+                progress=rank_zero_only.rank == 0,  # type: ignore[attr-defined]
+            )
+
     def split_items(self, split: str) -> tuple[list[Any], list[int]]:
         """The items (paths or indices, for ``samples.load``) and labels of one split."""
-        positions = self.splits.get(split, [])
-        return [self.samples.items[p] for p in positions], [self.samples.labels[p] for p in positions]
+        return [self.samples.items[p] for p in self.splits.get(split, [])], self.split_labels(split).tolist()
+
+    def split_labels(self, split: str) -> np.ndarray:
+        """The labels of one split, without building its items (a Path each, 60 MB for 160,000 files)."""
+        return self.samples.labels.take(self.splits.get(split, []))
 
     def write_run_files(self, out_dir: Path) -> None:
         """``split.json`` (item names per split) and ``bad_files.txt`` (path, tab, reason) in the run directory."""
@@ -339,6 +372,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     def _loader(self, split: str, train: bool = False) -> DataLoader | DeviceBatches:
         """pipeline=stream: decoded and transformed images. pipeline=cache: uint8 batches of the cache, held
         whole on a single GPU, else read by a DataLoader (which DDP shards); on_after_batch_transfer augments them."""
+        release_freed_memory()  # the loader's workers fork from this process
         assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
         data: CachedImages | ImageDataset
         if self.pipeline == "cache":

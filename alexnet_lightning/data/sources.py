@@ -30,8 +30,10 @@ SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "
 
 @dataclass
 class Samples:
-    items: list[Any]
-    labels: list[int]
+    items: Any
+    """A list as the sources build it; a PathArray (files) or numpy array (indices) after arrays.compact."""
+    labels: Any
+    """Class index per item: a list, an int64 array after arrays.compact."""
     classes: list[str]
     load: Callable[[Any], torch.Tensor]
     splits: dict[str, list[int]] = field(default_factory=dict)
@@ -158,10 +160,9 @@ def _class_folders(
     for name in names:
         if name not in classes:
             raise UserError(f"{folder / name} is a class that the training folder lacks: rename or remove it")
-        label = classes.index(name)
-        for path in image_files(folder / name, skipped):
-            items.append(path)
-            labels.append(label)
+        found = image_files(folder / name, skipped)
+        items += found
+        labels += [classes.index(name)] * len(found)
     loose = sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if loose:
         skipped["outside class folders"] += loose
@@ -342,7 +343,7 @@ def find_samples(source: str, data_dir: str | None, options: dict[str, Any] | No
 
 def validate(samples: Samples, source: str, data_dir: str | None) -> None:
     """One clear error for a data set no classifier can learn from."""
-    if not samples.items:
+    if not len(samples.items):  # a list, or the arrays of compact samples
         raise UserError(f"data set {source!r} in {data_dir} is empty: no usable images found")
     present = set(samples.labels)
     if len(present) < 2:

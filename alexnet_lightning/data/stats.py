@@ -7,31 +7,53 @@ import math
 from pathlib import Path
 
 import torch
-from rich.progress import track
 from torch.utils.data import DataLoader, Dataset
 
 from alexnet_lightning.atomic import write_atomic
+from alexnet_lightning.data.progress import PassProgress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def channel_stats(dataset: Dataset, batch_size: int = 256, num_workers: int = 0) -> tuple[list[float], list[float]]:
+class _ChannelSums(Dataset):
+    """Per image of ``dataset``: each channel's pixel sum and sum of squares (float64), and its pixel count.
+
+    The loader's workers reduce each image to these six numbers, so every core does the arithmetic and the
+    main process only adds small vectors. Summing whole float64 batches in the main process instead grew
+    it by about 16 MB a batch (1 GB for 16,000 images): glibc kept the freed batch-sized blocks, scattered
+    between the loader's allocations, instead of returning them (benchmarks/RESULTS.md, scale study).
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = self.dataset[i][0].to(torch.float64).flatten(1)
+        return torch.stack([image.sum(1), (image * image).sum(1)]), image.shape[1]
+
+
+def channel_stats(
+    dataset: Dataset, batch_size: int = 256, num_workers: int = 0, progress: bool = True
+) -> tuple[list[float], list[float]]:
     """Mean and std over all pixels (not the mean of per-image stds), in float64.
 
     ``dataset`` yields (float image in [0, 1] at training resolution, label).
     """
-    total = sq = None
+    sums = torch.zeros(2, 1, dtype=torch.float64)
     count = 0
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    for images, _ in track(loader, description="normalization statistics", transient=True):
-        x = images.to(torch.float64).transpose(0, 1).flatten(1)
-        total = x.sum(1) if total is None else total + x.sum(1)
-        sq = (x * x).sum(1) if sq is None else sq + (x * x).sum(1)
-        count += x.shape[1]
-    assert total is not None and sq is not None, "channel_stats needs at least one image"
-    mean = total / count
-    std = (sq / count - mean * mean).clamp_min(0).sqrt()
+    loader = DataLoader(_ChannelSums(dataset), batch_size=batch_size, num_workers=num_workers)
+    with PassProgress("normalization statistics", len(dataset), progress) as bar:  # type: ignore[arg-type]
+        for image_sums, pixels in loader:
+            sums = sums + image_sums.sum(0)
+            count += int(pixels.sum())
+            bar.advance(len(pixels))
+        bar.finish(f"normalization statistics of {len(dataset)} images")  # type: ignore[arg-type]
+    mean = sums[0] / count
+    std = (sums[1] / count - mean * mean).clamp_min(0).sqrt()
     return mean.tolist(), std.tolist()
 
 
