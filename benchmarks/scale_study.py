@@ -49,6 +49,7 @@ PHASE_ENDS = [
     ("check", re.compile(r"checked \d+ image files")),
     ("split", re.compile(r": \d+ classes, train \d+")),
     ("stats", re.compile(r"normalization \(dataset\)")),
+    ("cache", re.compile(r"cached \d+ images")),  # data.pipeline=cache (auto's choice for image files)
 ]
 STAMP = re.compile(r"^\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3})\]")
 
