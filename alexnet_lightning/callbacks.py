@@ -302,6 +302,8 @@ class LearningWatch(L.Callback):
         best = getattr(pl_module, "val_acc_best", None)
         if best is None or not math.isfinite(self.chance_acc):
             return
+        if not best.update_called:  # no validation ran (limit_val_batches=0): nothing to judge
+            return
         best_acc = float(best.compute())
         stopper = trainer.early_stopping_callback
         epochs = stopper.stopped_epoch + 1 if stopper is not None and stopper.stopped_epoch else trainer.current_epoch
