@@ -129,10 +129,14 @@ class AugmentedImageGrid(L.Callback):
 
 
 class ValidationImages(L.Callback):
-    """Each validation epoch: the confusion matrix and up to ``n_misclassified`` misclassified images."""
+    """The confusion matrix and up to ``n_misclassified`` misclassified images of the first validation
+    epoch and of each later one whose accuracy beats every epoch before it, so the latest figures are
+    always those of the best checkpoint. Drawing both takes 0.6-1 s on a CPU: every epoch, that was
+    a sixth of the default digits run."""
 
     def __init__(self, n_misclassified: int = 16) -> None:
         self.n_misclassified = n_misclassified
+        self.best = -1.0
         self.confusion: MulticlassConfusionMatrix | None = None
         self.wrong: list[tuple[torch.Tensor, int, int]] = []
 
@@ -159,7 +163,13 @@ class ValidationImages(L.Callback):
         assert self.confusion is not None
         matrix = self.confusion.compute().cpu()  # summed over all DDP ranks
         tb = _tensorboard(trainer)
-        if trainer.sanity_checking or tb is None or trainer.global_rank != 0:
+        if trainer.sanity_checking or tb is None:
+            return
+        accuracy = float(matrix.trace() / matrix.sum().clamp_min(1))
+        if accuracy <= self.best:
+            return
+        self.best = accuracy
+        if trainer.global_rank != 0:
             return
         names = list(pl_module.hparams["class_names"])
         tb.experiment.add_figure("val/confusion_matrix", plots.confusion(matrix.numpy(), names), trainer.global_step)
