@@ -12,6 +12,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -67,9 +68,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         **datamodule.describe(),
     )
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=loggers or False
-    )
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not loggers:  # ~logger: Lightning's LearningRateMonitor refuses a trainer without one
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     with ddp_job(trainer), trackers.tracking(trainer.loggers):
         if cfg.train and not cfg.ckpt_path:
             tune(trainer, model, datamodule, cfg.tune, out)

@@ -96,6 +96,7 @@ TRAIN_SHRINK = (
     "++trainer.num_sanity_val_steps=0",
     "++trainer.enable_model_summary=false",
     "++callbacks.progress_bar=null",
+    "++callbacks.validation_images=null",  # TensorBoard figures, about 1 s a run: tests/test_tensorboard.py checks them
 )
 SHRINK: dict[str, tuple[str, ...]] = {
     "alexnet_lightning.train": TRAIN_SHRINK,

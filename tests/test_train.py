@@ -187,3 +187,11 @@ def test_latest_names_the_last_finished_run(tmp_path: Path) -> None:
         assert (latest / "checkpoints" / "best.ckpt").is_file()
     train(compose_config("config", tmp_path / "elsewhere", *args))  # not a DATE/TIME run directory: no link
     assert latest.resolve().name == "10-05-00" and not (tmp_path / "latest").exists()
+
+
+def test_a_run_without_a_logger_trains(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("~logger", "model.head=gap", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                   "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1")  # fmt: skip
+    metrics = train(cfg)  # Lightning's learning-rate monitor, a default callback, refuses a trainer without a logger
+    assert "test/acc" in metrics and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert not (tmp_path / "tensorboard").exists()
