@@ -193,5 +193,9 @@ def test_a_run_without_a_logger_trains(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg("~logger", "model.head=gap", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
                    "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1")  # fmt: skip
     metrics = train(cfg)  # Lightning's learning-rate monitor, a default callback, refuses a trainer without a logger
-    assert "test/acc" in metrics and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (
+        "test/acc" in metrics
+        and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+        and (tmp_path / "curves.png").is_file()
+    )
     assert not (tmp_path / "tensorboard").exists()
