@@ -15,12 +15,18 @@ from omegaconf import OmegaConf
 SQLITE = "sqlite:///"
 
 
-def mixed_precision_on_gpu(precision: str) -> str:
-    """``${on_gpu:16-mixed}``: mixed precision where a GPU is present, full precision on a CPU.
+def mixed_precision_on_gpu(precision: str, accelerator: str = "auto") -> str:
+    """``${on_gpu:bf16-mixed}``: mixed precision where a CUDA GPU will train, full precision on a CPU.
 
-    Recipes that want mixed precision stay runnable on a laptop without a GPU.
+    Recipes that want mixed precision stay runnable on a laptop without a GPU; the default trainer passes
+    its ``accelerator`` too, so ``trainer.accelerator=cpu`` on a GPU machine stays in full precision.
+    bf16 needs an Ampere or newer GPU: older ones (V100, T4) get fp16 with loss scaling instead.
     """
-    return precision if torch.cuda.is_available() else "32-true"
+    if accelerator == "cpu" or not torch.cuda.is_available():
+        return "32-true"
+    if precision.startswith("bf16") and not torch.cuda.is_bf16_supported():
+        return "16-mixed"
+    return precision
 
 
 def cuda_available() -> bool:

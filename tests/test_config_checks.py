@@ -144,3 +144,22 @@ def test_trainer_gpu_without_a_gpu_exits_2_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]  # after the three config lines every run prints
     assert last.startswith("error: trainer.accelerator=gpu needs a GPU, but no CUDA GPU is visible"), last
+
+
+@pytest.mark.parametrize(
+    ("gpus_shown", "bf16", "overrides", "precision"),
+    [
+        (0, False, (), "32-true"),  # a CPU: full precision
+        (1, True, (), "bf16-mixed"),  # an Ampere or newer GPU: bf16, no loss scaling
+        (1, False, (), "16-mixed"),  # a V100 or T4: fp16 with loss scaling
+        (1, True, ("trainer=cpu",), "32-true"),  # the CPU asked for on a GPU machine
+        (1, True, ("trainer.accelerator=cpu",), "32-true"),
+        (1, True, ("trainer.precision=32-true",), "32-true"),  # the user's choice wins
+    ],
+)
+def test_the_default_trainer_takes_mixed_precision_on_a_gpu_only(
+    gpus, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpus_shown: int, bf16: bool, overrides: tuple, precision: str
+) -> None:
+    gpus(gpus_shown)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert compose_config("config", tmp_path, *overrides).trainer.precision == precision
