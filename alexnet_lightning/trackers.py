@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import textwrap
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +39,29 @@ def require_packages(loggers: DictConfig | None) -> None:
             importlib.import_module(module)
         except ImportError:
             raise UserError(f"logger.{key!s} needs {name}, which is not installed: {INSTALL}") from None
+
+
+def require_servers(loggers: DictConfig | None, timeout: float = 5.0) -> None:
+    """One line when an MLflow server named by ``tracking_uri`` does not answer, before the data is read.
+
+    MLflow itself retries for minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT) and
+    then fails inside Lightning. Any HTTP answer, even an error status, means a server is there.
+    """
+    for key, conf in (loggers or {}).items():
+        target = str(conf.get("_target_", "")) if conf else ""
+        uri = str(conf.get("tracking_uri") or "") if target.endswith("MLFlowLogger") else ""
+        if not uri.startswith(("http://", "https://")):
+            continue
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+        except urllib.error.HTTPError:
+            pass
+        except (OSError, ValueError) as e:  # refused, unknown host, timeout, a malformed URL
+            reason = getattr(e, "reason", e)
+            raise UserError(
+                f"logger.{key!s}.tracking_uri={uri} does not answer ({reason}): start the server "
+                "(mlflow server --host HOST --port PORT) or leave tracking_uri out for a store in the run folder"
+            ) from None
 
 
 def checkpoint_paths(trainer: L.Trainer) -> dict[str, str]:

@@ -44,6 +44,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     check_config(cfg)
     trackers.require_packages(cfg.get("logger"))  # before the data is read: a missing package says so at once
+    trackers.require_servers(cfg.get("logger"))  # and a tracking server that does not answer
     out = Path(cfg.paths.output_dir)
     # DDP's other ranks share rank 0's run directory and write nothing
     rank_zero = rank_zero_only.rank == 0  # type: ignore[attr-defined]  # Lightning sets the attribute at import

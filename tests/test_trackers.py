@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import compose_config, free_port, run_cli
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
-from alexnet_lightning import resolvers
+from alexnet_lightning import resolvers, trackers
+from alexnet_lightning.errors import UserError
 from alexnet_lightning.train import train
 
 TINY = (
@@ -92,9 +96,22 @@ def test_missing_tracker_package_names_the_extra(monkeypatch, tmp_path: Path, lo
     assert not (tmp_path / "split.json").exists()  # stopped before reading the data
 
 
-def test_mlflow_server_that_does_not_answer_stops_the_run_with_one_line(monkeypatch, tmp_path: Path) -> None:
+def test_mlflow_server_that_does_not_answer_stops_the_run_with_one_line(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there; MLflow's own retries would take minutes
+    started = time.monotonic()
+    result = run_cli("alexnet_lightning.train", *TINY, "logger=mlflow", f"logger.mlflow.tracking_uri=http://127.0.0.1:{port}",
+                     f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"error: logger.mlflow.tracking_uri=http://127.0.0.1:{port} does not answer (" in result.stderr
+    assert "start the server (mlflow server --host HOST --port PORT)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "split.json").exists() and time.monotonic() - started < 60  # before the data is read
+
+
+def test_mlflow_store_that_fails_during_the_run_stops_it_with_one_line(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(trackers, "require_servers", lambda loggers: None)  # the server answered, then went away
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's default retries for minutes
-    server = f"logger.mlflow.tracking_uri=http://127.0.0.1:{free_port()}"  # nothing listens there
+    server = f"logger.mlflow.tracking_uri=http://127.0.0.1:{free_port()}"
     result = run_cli("alexnet_lightning.train", *TINY, "logger=mlflow", server, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2, result.stderr
     assert "error: MLflow failed: API request to http://127.0.0.1:" in result.stderr
@@ -131,3 +148,18 @@ def test_mlflow_store_defaults_to_the_run_folder_and_follows_a_given_tracking_ur
     server = "logger.mlflow.tracking_uri=http://127.0.0.1:5000"
     mlflow = compose_config("config", tmp_path, "logger=mlflow", server).logger.mlflow
     assert mlflow.tracking_uri == "http://127.0.0.1:5000" and mlflow.artifact_location is None  # the server's choice
+
+
+def test_a_server_that_answers_even_with_an_error_status_passes_the_check() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # 501 to every GET
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_port}"
+        trackers.require_servers(OmegaConf.create({"mlflow": {"_target_": "x.MLFlowLogger", "tracking_uri": uri}}))
+    finally:
+        server.shutdown()
+    down = OmegaConf.create(
+        {"mlflow": {"_target_": "x.MLFlowLogger", "tracking_uri": f"http://127.0.0.1:{free_port()}"}}
+    )
+    with pytest.raises(UserError, match="does not answer"):
+        trackers.require_servers(down)
