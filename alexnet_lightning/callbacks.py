@@ -310,9 +310,8 @@ class LearningWatch(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         best = getattr(pl_module, "val_acc_best", None)
-        if best is None or not math.isfinite(self.chance_acc):
-            return
-        if not best.update_called:  # no validation ran (limit_val_batches=0): nothing to judge
+        # nothing to judge without validation (e.g. limit_val_batches=0: MaxMetric never updated)
+        if best is None or not math.isfinite(self.chance_acc) or not best.update_called:
             return
         best_acc = float(best.compute())
         stopper = trainer.early_stopping_callback

@@ -27,18 +27,24 @@ INSTALL = "pip install 'alexnet-lightning[trackers]'"
 PACKAGES = {"MLFlowLogger": ("mlflow", "MLflow"), "WandbLogger": ("wandb", "Weights & Biases (wandb)")}
 
 
+def _logger_classes(loggers: DictConfig | None) -> Iterator[tuple[str, DictConfig, str]]:
+    """(key, config, class name) of each configured logger, e.g. ("mlflow", {...}, "MLFlowLogger")."""
+    for key, conf in (loggers or {}).items():
+        if conf:
+            yield str(key), conf, str(conf.get("_target_", "")).rsplit(".", 1)[-1]
+
+
 def require_packages(loggers: DictConfig | None) -> None:
     """One line naming the extra when a configured logger's package is missing, instead of Lightning's traceback."""
-    for key, conf in (loggers or {}).items():
-        target = str(conf.get("_target_", "")) if conf else ""
-        found = PACKAGES.get(target.rsplit(".", 1)[-1])
+    for key, _, class_name in _logger_classes(loggers):
+        found = PACKAGES.get(class_name)
         if found is None:
             continue
         module, name = found
         try:
             importlib.import_module(module)
         except ImportError:
-            raise UserError(f"logger.{key!s} needs {name}, which is not installed: {INSTALL}") from None
+            raise UserError(f"logger.{key} needs {name}, which is not installed: {INSTALL}") from None
 
 
 def require_servers(loggers: DictConfig | None, timeout: float = 5.0) -> None:
@@ -47,9 +53,8 @@ def require_servers(loggers: DictConfig | None, timeout: float = 5.0) -> None:
     MLflow itself retries for minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT) and
     then fails inside Lightning. Any HTTP answer, even an error status, means a server is there.
     """
-    for key, conf in (loggers or {}).items():
-        target = str(conf.get("_target_", "")) if conf else ""
-        uri = str(conf.get("tracking_uri") or "") if target.endswith("MLFlowLogger") else ""
+    for key, conf, class_name in _logger_classes(loggers):
+        uri = str(conf.get("tracking_uri") or "") if class_name == "MLFlowLogger" else ""
         if not uri.startswith(("http://", "https://")):
             continue
         try:
@@ -59,7 +64,7 @@ def require_servers(loggers: DictConfig | None, timeout: float = 5.0) -> None:
         except (OSError, ValueError) as e:  # refused, unknown host, timeout, a malformed URL
             reason = getattr(e, "reason", e)
             raise UserError(
-                f"logger.{key!s}.tracking_uri={uri} does not answer ({reason}): start the server "
+                f"logger.{key}.tracking_uri={uri} does not answer ({reason}): start the server "
                 "(mlflow server --host HOST --port PORT) or leave tracking_uri out for a store in the run folder"
             ) from None
 

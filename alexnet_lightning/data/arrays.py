@@ -92,16 +92,19 @@ def compact(samples: Samples) -> Samples:
     return dataclasses.replace(samples, items=items, labels=np.asarray(samples.labels, dtype=np.int64))
 
 
-def release_freed_memory() -> None:
-    """Before forking workers: collect garbage, then hand the heap's free pages back to the system.
+def release_freed_memory(workers: int) -> None:
+    """Before a loader forks ``workers`` processes: collect garbage, then hand the heap's free pages back to
+    the system. Nothing to do when it forks none.
 
     The set-up's passes over every file leave freed memory inside the heap. Pages that a forked worker
     shares with this process are copied as soon as either writes to them, and this process's later
     allocations land exactly in those free spaces: at 200,000 files that copied about 150 MB per run
     (benchmarks/RESULTS.md, scale study). Returned pages are no longer shared, so nothing is copied.
     ``malloc_trim`` is glibc's; elsewhere this only collects garbage. A full collection takes about
-    0.25 s in a process that has imported torch and Lightning: callers skip it when nothing forks.
+    0.25 s in a process that has imported torch and Lightning, hence nothing without workers.
     """
+    if not workers:
+        return
     gc.collect()
     with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None).malloc_trim(0)

@@ -26,13 +26,12 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from alexnet_lightning import sizing
 from alexnet_lightning.atomic import atomic_path, write_atomic
 from alexnet_lightning.data.decode import BadImageError, decode, to_channels
 from alexnet_lightning.data.fingerprint import fingerprint
 from alexnet_lightning.data.lock import exclusive
 from alexnet_lightning.data.order import EpochShuffle
-from alexnet_lightning.data.pool import CHUNK, process_pool
+from alexnet_lightning.data.pool import CHUNK, pool_size, process_pool
 from alexnet_lightning.data.progress import PassProgress
 from alexnet_lightning.errors import UserError
 
@@ -158,12 +157,12 @@ def _write(
         (partial, start, [items[i] for i in range(start, min(start + CHUNK, n))], size, channels, load)
         for start in range(0, n, CHUNK)
     )
-    workers = 1 if decoder == "nvjpeg" else min(workers or sizing.cores(), -(-n // CHUNK))
-    with PassProgress(f"caching {n} images at {size}px", n, progress) as bar, process_pool(workers) as pool:
+    workers = 1 if decoder == "nvjpeg" else pool_size(n, workers)
+    with PassProgress(f"caching {n} images at {size}px", n, progress) as bar, process_pool(workers) as imap:
         if decoder == "nvjpeg":
             done: Iterator = _nvjpeg_rows(partial, items, size, channels, load)
         else:
-            done = pool.imap(_write_rows, jobs) if pool else map(_write_rows, jobs)
+            done = imap(_write_rows, jobs)
         for start, written, failed in done:
             sizes[start : start + len(written)] = written
             bad.update(failed)
@@ -184,15 +183,21 @@ def _write_rows(
     fd = os.open(path, os.O_WRONLY)
     try:
         for k, item in enumerate(items):
-            try:
-                image = load(item)
-            except BadImageError as e:
-                bad[str(item)] = str(e)
-                continue
-            sizes[k] = _put_row(fd, start + k, image, size, channels)
+            sizes[k] = _load_row(fd, start + k, item, load, size, channels, bad)
     finally:
         os.close(fd)
     return start, sizes, bad
+
+
+def _load_row(
+    fd: int, row: int, item: Any, load: Callable[[Any], torch.Tensor], size: int, channels: int, bad: dict[str, str]
+) -> tuple[int, int]:
+    """``_put_row`` of ``load(item)``; a bad file goes into ``bad`` with its reason, and its size is (0, 0)."""
+    try:
+        return _put_row(fd, row, load(item), size, channels)
+    except BadImageError as e:
+        bad[str(item)] = str(e)
+        return 0, 0
 
 
 def _put_row(fd: int, row: int, image: torch.Tensor, size: int, channels: int) -> tuple[int, int]:
@@ -238,10 +243,7 @@ def _nvjpeg_rows(
             for i, image in zip(jpegs, decoded, strict=True):
                 sizes[i - start] = _put_row(fd, i, image, size, channels)
             for i in sorted(set(indices) - set(jpegs)):
-                try:
-                    sizes[i - start] = _put_row(fd, i, load(items[i]), size, channels)
-                except BadImageError as e:
-                    bad[str(items[i])] = str(e)
+                sizes[i - start] = _load_row(fd, i, items[i], load, size, channels, bad)
             yield start, sizes, bad
     finally:
         os.close(fd)
@@ -260,9 +262,10 @@ class CachedImages(Dataset):
 
     def __init__(self, cache: ImageCache, positions: Sequence[int], labels: Sequence[int] | np.ndarray) -> None:
         self.cache = cache
-        rows = cache.rows[np.asarray(positions, dtype=np.int64)]
+        at = np.asarray(positions, dtype=np.int64)
+        rows = cache.rows[at]
         self.rows = rows[rows >= 0]
-        self.labels = np.asarray(labels, dtype=np.int64)[np.asarray(positions, dtype=np.int64)][rows >= 0]
+        self.labels = np.asarray(labels, dtype=np.int64)[at[rows >= 0]]
         self._fd: int | None = None
 
     def __len__(self) -> int:

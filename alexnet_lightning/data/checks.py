@@ -25,7 +25,7 @@ from alexnet_lightning.atomic import write_atomic
 from alexnet_lightning.data.decode import BadImageError, check
 from alexnet_lightning.data.fingerprint import fingerprint
 from alexnet_lightning.data.lock import exclusive
-from alexnet_lightning.data.pool import CHUNK, process_pool
+from alexnet_lightning.data.pool import CHUNK, pool_size, process_pool
 from alexnet_lightning.data.progress import PassProgress
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,9 @@ def _check_all(paths: Sequence[Path], workers: int | None, progress: bool) -> Sc
     mode_index: dict[str, int] = {}
     bad: dict[str, str] = {}
     jobs = ((start, [str(paths[i]) for i in range(start, min(start + CHUNK, n))]) for start in range(0, n, CHUNK))
-    workers = min(workers or sizing.cores(), -(-n // CHUNK))
-    with PassProgress("checking images", n, progress) as bar, process_pool(workers) as pool:
-        for start, results in pool.imap(_check_chunk, jobs) if pool else map(_check_chunk, jobs):
+    workers = pool_size(n, workers)
+    with PassProgress("checking images", n, progress) as bar, process_pool(workers) as imap:
+        for start, results in imap(_check_chunk, jobs):
             for i, result in enumerate(results, start):
                 if isinstance(result, str):
                     bad[str(paths[i])] = result

@@ -340,8 +340,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     def _compute_stats(self) -> tuple[list[float], list[float]]:
         assert not isinstance(self.image_size, str)  # load_samples sized it
         eval_steps = v2.Compose([T.resize_center_crop(self.image_size), T.to_float()])
-        if self.num_workers:  # the statistics loader's workers fork from this process
-            release_freed_memory()
+        release_freed_memory(self.num_workers)  # the statistics loader's workers fork from this process
         with torch.random.fork_rng(devices=[]):  # a cache miss must not shift the run's random stream
             return channel_stats(
                 self._dataset("train", eval_steps),
@@ -373,8 +372,7 @@ class ImageDataModule(DeviceAugmentMixin, L.LightningDataModule):
     def _loader(self, split: str, train: bool = False) -> DataLoader | DeviceBatches:
         """pipeline=stream: decoded and transformed images. pipeline=cache: uint8 batches of the cache, held
         whole on a single GPU, else read by a DataLoader (which DDP shards); on_after_batch_transfer augments them."""
-        if self.num_workers:  # the loader's workers fork from this process
-            release_freed_memory()
+        release_freed_memory(self.num_workers)  # the loader's workers fork from this process
         assert not isinstance(self.image_size, str) and not isinstance(self.channels, str)  # load_samples sized them
         data: CachedImages | ImageDataset
         if self.pipeline == "cache":

@@ -10,21 +10,30 @@ chunk of items.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from multiprocessing.pool import Pool
+from typing import Any
 
+from alexnet_lightning import sizing
 from alexnet_lightning.data import arrays  # noqa: F401  # registers the garbage-collector freeze at fork
 
 CHUNK = 256
 """Items per task: large enough that passing them costs little, small enough to spread the work."""
 
 
+Imap = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
+
+
+def pool_size(items: int, workers: int | None) -> int:
+    """``workers`` (default: one per core this process may use), but no more than there are chunks of items."""
+    return min(workers or sizing.cores(), -(-items // CHUNK))
+
+
 @contextmanager
-def process_pool(workers: int) -> Iterator[Pool | None]:
-    """A pool of ``workers`` processes, or None for fewer than two: the caller then works in this process."""
+def process_pool(workers: int) -> Iterator[Imap]:
+    """``imap`` over a pool of ``workers`` processes, in order; for fewer than two, ``map`` in this process."""
     if workers < 2:
-        yield None
+        yield map
         return
     with multiprocessing.get_context().Pool(workers) as pool:  # leaving terminates it
-        yield pool
+        yield pool.imap

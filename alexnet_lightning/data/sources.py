@@ -60,21 +60,6 @@ class Samples:
             return item.relative_to(self.root).as_posix()
         return str(item)
 
-    def subset(self, keep: Sequence[int]) -> Samples:
-        """The same source restricted to positions ``keep`` (e.g. without bad files)."""
-        new_position = {old: new for new, old in enumerate(keep)}
-        splits = {name: [new_position[p] for p in pos if p in new_position] for name, pos in self.splits.items()}
-        return Samples(
-            items=[self.items[p] for p in keep],
-            labels=[self.labels[p] for p in keep],
-            classes=self.classes,
-            load=self.load,
-            splits=splits,
-            root=self.root,
-            skipped=self.skipped,
-            name=self.name,
-        )
-
 
 def _folder(data_dir: str | None, key: str = "data_dir") -> Path:
     if data_dir is None:
